@@ -25,6 +25,7 @@ public sealed class CellExecutor : IDisposable
     readonly ExecutorOptions _options;
     readonly SemaphoreSlim _oneAtATime = new(1, 1);
     readonly List<RecordedResult> _results = [];
+    readonly object _stateLock = new();
     ScriptState<object>? _state;
     bool _disposed;
 
@@ -97,6 +98,7 @@ public sealed class CellExecutor : IDisposable
             if (finished == run) succeeded = await run;
             else
             {
+                lock (_stateLock) scope.Abandoned = true;
                 // .NET cannot abort the thread: the cell keeps running detached and its state is dropped;
                 // the next cell continues from the last completed one.
                 var why = cancellationToken.IsCancellationRequested
@@ -126,12 +128,17 @@ public sealed class CellExecutor : IDisposable
         if (errors.Count > 0)
         {
             var lines = errors.Select(d => Describe(d, cellFile, scope.ExecutionCount)).ToList();
-            scope.Sink.Error("CompilationError", lines[0], lines);
+            lock (_stateLock) if (!scope.Abandoned) scope.Sink.Error("CompilationError", lines[0], lines);
             return false;
         }
 
         var state = await script.RunFromAsync(_state, _ => true, scope.CancellationToken);
-        _state = state;
+        lock (_stateLock)
+        {
+            // A cell that outlived its time limit finishes detached: its state and outputs no longer count.
+            if (scope.Abandoned) return false;
+            _state = state;
+        }
         scope.Stdout.Flush();
         scope.Stderr.Flush();
         if (state.Exception is { } exception)

@@ -20,6 +20,9 @@ internal sealed class CellScope
     public CellStreamWriter Stdout { get; }
     public CellStreamWriter Stderr { get; }
 
+    /// <summary>Set when the cell passed its time limit or was cancelled while still running.</summary>
+    public bool Abandoned { get; set; }
+
     public CellScope(CellExecutor executor, ICellOutputSink sink, int executionCount, CancellationToken cancellationToken)
     {
         Executor = executor;

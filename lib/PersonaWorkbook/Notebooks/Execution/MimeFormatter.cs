@@ -42,7 +42,7 @@ public sealed class MimeFormatter
         GenericChart chart => Chart(chart),
         torch.Tensor tensor => Tensor(tensor),
         IFrameFormattable frame => Table(frame.InteractiveFormat(TableRowLimit, 20, false), ((IFsiFormattable)value).Format(),
-            $"{frame.GetDimensions().Item1} rows × {frame.GetDimensions().Item2} columns"),
+            $"{frame.GetDimensions().Item1} rows, {frame.GetDimensions().Item2} columns"),
         ISeriesFormattable series => Table(series.InteractiveFormat(TableRowLimit), ((IFsiFormattable)value).Format(),
             $"{series.GetKeyCount()} values"),
         _ => new MimeBundle
