@@ -44,8 +44,17 @@ public sealed class FigureCommand : ICommand
         if (holders.Count > 1) throw new ArgumentException($"figure '{id}' is in several notebooks ({string.Join(", ", holders)}); pick one with --notebook");
 
         using var session = new NotebookCli.Session();
-        var output = Figures.RenderAsync(holders[0], id, outDirectory,
-            new NotebookRunOptions { Parameters = parameters, CellTimeout = timeout, Log = session.Line }, session.Cancellation).GetAwaiter().GetResult();
+        FigureOutput output;
+        try
+        {
+            output = Figures.RenderAsync(holders[0], id, outDirectory,
+                new NotebookRunOptions { Parameters = parameters, CellTimeout = timeout, Log = session.Line }, session.Cancellation).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (session.Cancellation.IsCancellationRequested)
+        {
+            Console.Error.WriteLine($"workbook figure: interrupted");
+            return 130;
+        }
         Console.WriteLine(output.HtmlPath);
         if (output.PngPath is not null) Console.WriteLine(output.PngPath);
         else Console.Error.WriteLine($"workbook figure: no PNG: {output.PngSkipped}");

@@ -35,9 +35,18 @@ public sealed class RunCommand : ICommand
         using var session = new NotebookCli.Session();
         foreach (var path in notebooks)
         {
-            var run = NotebookRunner.RunAsync(Notebook.Load(path),
-                new NotebookRunOptions { Parameters = parameters, CellTimeout = timeout, Log = session.Line },
-                session.Cancellation).GetAwaiter().GetResult();
+            NotebookRunResult run;
+            try
+            {
+                run = NotebookRunner.RunAsync(Notebook.Load(path),
+                    new NotebookRunOptions { Parameters = parameters, CellTimeout = timeout, Log = session.Line },
+                    session.Cancellation).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException) when (session.Cancellation.IsCancellationRequested)
+            {
+                Console.Error.WriteLine($"workbook run: interrupted in {path}; nothing written for it");
+                return 130;
+            }
             var files = NotebookOutputs.Write(path, run, outDirectory, parameters);
             Console.WriteLine($"{path}: {(run.Succeeded ? "ok" : "FAILED")} in {run.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s -> {files.Notebook}, {files.Report}, {files.Metrics}");
             foreach (var failure in run.Failures) Console.Error.WriteLine($"workbook run: {path}: {failure}");

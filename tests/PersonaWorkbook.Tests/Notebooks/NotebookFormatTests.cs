@@ -42,6 +42,16 @@ public class NotebookFormatTests
         Assert.Contains("\"source\": [\r\n        \"var x = 2;\"\r\n      ]", edited);
     }
 
+    [Fact]
+    public void WriterEscapesLikeJupyter()
+    {
+        // As Python's json.dumps(ensure_ascii=False, indent=1) writes it: only quote, backslash and control characters escaped.
+        const string text = "{\n \"cells\": [],\n \"metadata\": {\n  \"s\": \"é—😀\u2028\u00a0<b>&'\u007f\\u0001\\t\\\"\\\\\"\n },\n \"nbformat\": 4,\n \"nbformat_minor\": 5\n}\n";
+        var notebook = Notebook.Parse(text);
+        Assert.Equal("é—😀\u2028\u00a0<b>&'\u007f\u0001\t\"\\", (string?)notebook.Metadata["s"]);
+        Assert.Equal(text, NotebookJsonAccess.Serialize(notebook));
+    }
+
     [Theory]
     [InlineData("{\"cells\": [,]}", "not valid JSON at line 1, column 12")]
     [InlineData("{\n \"nbformat\": 4,\n \"nbformat_minor\": 5,\n \"metadata\": {}\n}", "missing 'cells'")]

@@ -38,8 +38,7 @@ internal static class NotebookJson
             IndentSize = layout.IndentSize,
             IndentCharacter = layout.IndentCharacter,
             NewLine = layout.NewLine,
-            // Notebooks keep non-ASCII text and HTML as written (Jupyter writes ensure_ascii=False).
-            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            Encoder = JsonStringEscaper.Instance,
         }))
         {
             root.WriteTo(writer);
@@ -71,4 +70,46 @@ internal static class NotebookJson
             string.Concat(a.Select(e => e!.GetValue<string>())),
         _ => null,
     };
+}
+
+/// <summary>
+/// Escapes what JSON requires and nothing more, as Python's json.dumps(ensure_ascii=False) does when Jupyter
+/// saves a notebook: quote, backslash and control characters. Non-ASCII text, emoji and HTML stay as written,
+/// so an edited notebook differs from Jupyter's own output only where it was edited.
+/// </summary>
+internal sealed class JsonStringEscaper : JavaScriptEncoder
+{
+    public static readonly JsonStringEscaper Instance = new();
+
+    public override int MaxOutputCharactersPerInputCharacter => 6;  // \u00XX
+
+    public override bool WillEncode(int unicodeScalar) => unicodeScalar < 0x20 || unicodeScalar is '"' or '\\';
+
+    public override unsafe int FindFirstCharacterToEncode(char* text, int textLength)
+    {
+        for (int i = 0; i < textLength; i++)
+            if (WillEncode(text[i])) return i;
+        return -1;
+    }
+
+    public override unsafe bool TryEncodeUnicodeScalar(int unicodeScalar, char* buffer, int bufferLength, out int numberOfCharactersWritten)
+    {
+        var escaped = unicodeScalar switch
+        {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\b' => "\\b",
+            '\f' => "\\f",
+            < 0x20 => $"\\u{unicodeScalar:x4}",
+            _ => char.ConvertFromUtf32(unicodeScalar),
+        };
+        numberOfCharactersWritten = 0;
+        if (escaped.Length > bufferLength) return false;
+        for (int i = 0; i < escaped.Length; i++) buffer[i] = escaped[i];
+        numberOfCharactersWritten = escaped.Length;
+        return true;
+    }
 }

@@ -58,6 +58,7 @@ public static class NotebookRunner
             .Where(i => executed.Cells[i].IsCode && (options.Include?.Invoke(executed, i) ?? true)).ToList();
         for (int k = 0; k < codeCells.Count; k++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var index = codeCells[k];
             var cell = executed.Cells[index];
             var recorder = new OutputRecorder();
