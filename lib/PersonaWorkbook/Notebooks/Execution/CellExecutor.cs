@@ -26,7 +26,8 @@ public sealed class CellExecutor : IDisposable
     readonly SemaphoreSlim _oneAtATime = new(1, 1);
     readonly List<RecordedResult> _results = [];
     readonly object _stateLock = new();
-    ScriptState<object>? _state;
+    readonly Lazy<Task<ScriptState<object>>> _prelude;
+    ScriptState<object>? _state;  // the last completed cell's state; guarded by _stateLock
     bool _disposed;
 
     public CellExecutor(ExecutorOptions? options = null)
@@ -35,6 +36,7 @@ public sealed class CellExecutor : IDisposable
         if (!Directory.Exists(_options.WorkingDirectory))
             throw new DirectoryNotFoundException($"executor working directory {_options.WorkingDirectory} does not exist");
         CellScope.InstallConsoleRouting();
+        _prelude = new Lazy<Task<ScriptState<object>>>(StartSessionAsync);
     }
 
     /// <summary>Cells executed so far (every call counts, as in Jupyter).</summary>
@@ -121,9 +123,11 @@ public sealed class CellExecutor : IDisposable
 
     async Task<bool> RunAsync(string code, CellScope scope)
     {
-        _state ??= await StartSessionAsync();
+        ScriptState<object>? previous;
+        lock (_stateLock) previous = _state;
+        previous ??= await _prelude.Value;
         var cellFile = Path.Combine(_options.WorkingDirectory, $"cell{scope.ExecutionCount}.csx");
-        var script = _state.Script.ContinueWith(Utf8(code), Options().WithFilePath(cellFile));
+        var script = previous.Script.ContinueWith(Utf8(code), Options().WithFilePath(cellFile));
         var errors = script.Compile(scope.CancellationToken).Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
         if (errors.Count > 0)
         {
@@ -132,7 +136,7 @@ public sealed class CellExecutor : IDisposable
             return false;
         }
 
-        var state = await script.RunFromAsync(_state, _ => true, scope.CancellationToken);
+        var state = await script.RunFromAsync(previous, _ => true, scope.CancellationToken);
         lock (_stateLock)
         {
             // A cell that outlived its time limit finishes detached: its state and outputs no longer count.

@@ -25,6 +25,9 @@ internal sealed partial class Directives
     [GeneratedRegex("""^\s*#r\s+"nuget:\s*(?<id>[^,"\s]+)\s*(,\s*(?<version>[^"]*?))?\s*"\s*$""")]
     private static partial Regex NugetReference();
 
+    [GeneratedRegex(@"^\s*#i\s+""")]
+    private static partial Regex PackageSource();
+
     [GeneratedRegex(@"^\s*#!(?<name>\S*)")]
     private static partial Regex Magic();
 
@@ -60,6 +63,11 @@ internal sealed partial class Directives
                 var carried = HostAssemblies.VersionOf(assembly);
                 if (requested.Length > 0 && !requested.Contains('*') && requested != carried)
                     notes.Add($"#r \"nuget: {id}, {requested}\": using the workbook's {assembly.GetName().Name} {carried}.");
+                keep = false;
+            }
+            else if (keep && PackageSource().IsMatch(line))
+            {
+                notes.Add($"line {lineNumber}: package sources (#i) are ignored; cells use the packages the workbook carries.");
                 keep = false;
             }
             if (i > 0) code.Append('\n');
