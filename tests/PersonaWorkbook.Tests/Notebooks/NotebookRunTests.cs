@@ -60,6 +60,26 @@ public class NotebookRunTests(PlotsRun plots) : IClassFixture<PlotsRun>
     }
 
     [Fact]
+    public void ExecutedAndBuiltNotebooksPassJupytersOwnValidator()
+    {
+        var built = Path.Combine(plots.OutDirectory, "built.ipynb");
+        new NotebookBuilder().Markdown("# Built").Code("var x = 1;", "parameters").Build().Save(built);
+        foreach (var path in new[] { plots.Files.Notebook, built })
+        {
+            var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("import sys, nbformat; nb = nbformat.read(sys.argv[1], as_version=nbformat.NO_CONVERT); nbformat.validate(nb); print(nb.nbformat, nb.nbformat_minor)");
+            start.ArgumentList.Add(path);
+            using var process = Process.Start(start)!;
+            var stdout = process.StandardOutput.ReadToEnd();
+            var stderr = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            Assert.True(process.ExitCode == 0, $"nbformat rejects {path} (needs Debian's python3-nbformat): {stderr}");
+            Assert.Equal("4 5", stdout.Trim());
+        }
+    }
+
+    [Fact]
     public void MetricsFileHoldsRecordedResults()
     {
         var metrics = JsonNode.Parse(File.ReadAllText(plots.Files.Metrics))!;
