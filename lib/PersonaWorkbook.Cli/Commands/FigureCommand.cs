@@ -21,7 +21,7 @@ public sealed class FigureCommand : ICommand
         var list = args.Flag("list");
         var notebook = args.Option("notebook");
         var directory = args.Option("dir", "notebooks");
-        var outDirectory = args.Option("out", Path.Combine("out", "figures"));
+        var outDirectory = Path.GetFullPath(args.Option("out", Path.Combine("out", "figures")));
         var parameters = NotebookCli.ParseParameters(args.Many("param"));
         var timeout = NotebookCli.Timeout(args);
         var paths = notebook is not null ? [notebook]
@@ -47,8 +47,9 @@ public sealed class FigureCommand : ICommand
         FigureOutput output;
         try
         {
-            output = Figures.RenderAsync(holders[0], id, outDirectory,
-                new NotebookRunOptions { Parameters = parameters, CellTimeout = timeout, Log = session.Line }, session.Cancellation).GetAwaiter().GetResult();
+            var path = Path.GetFullPath(holders[0]);
+            output = NotebookCli.InFolderOf(path, () => Figures.RenderAsync(path, id, outDirectory,
+                new NotebookRunOptions { Parameters = parameters, CellTimeout = timeout, Log = session.Line }, session.Cancellation).GetAwaiter().GetResult());
         }
         catch (OperationCanceledException) when (session.Cancellation.IsCancellationRequested)
         {

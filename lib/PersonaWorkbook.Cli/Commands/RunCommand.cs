@@ -21,14 +21,15 @@ public sealed class RunCommand : ICommand
                               "'parameters' (int, double and bool values are parsed, anything else is a string). Default --out: out.");
             return 0;
         }
-        var outDirectory = args.Option("out", "out");
+        var outDirectory = Path.GetFullPath(args.Option("out", "out"));
         var parameters = NotebookCli.ParseParameters(args.Many("param"));
         var timeout = NotebookCli.Timeout(args);
         var target = args.Positional("notebook or folder");
 
-        var notebooks = Directory.Exists(target)
+        var notebooks = (Directory.Exists(target)
             ? Directory.GetFiles(target, "*.ipynb").Order(StringComparer.Ordinal).ToList()
-            : File.Exists(target) ? [target] : throw new FileNotFoundException($"{target}: no such notebook or folder");
+            : File.Exists(target) ? [target] : throw new FileNotFoundException($"{target}: no such notebook or folder"))
+            .Select(Path.GetFullPath).ToList();
         if (notebooks.Count == 0) throw new FileNotFoundException($"{target}: the folder holds no .ipynb notebooks");
 
         var failed = 0;
@@ -38,9 +39,9 @@ public sealed class RunCommand : ICommand
             NotebookRunResult run;
             try
             {
-                run = NotebookRunner.RunAsync(Notebook.Load(path),
+                run = NotebookCli.InFolderOf(path, () => NotebookRunner.RunAsync(Notebook.Load(path),
                     new NotebookRunOptions { Parameters = parameters, CellTimeout = timeout, Log = session.Line },
-                    session.Cancellation).GetAwaiter().GetResult();
+                    session.Cancellation).GetAwaiter().GetResult());
             }
             catch (OperationCanceledException) when (session.Cancellation.IsCancellationRequested)
             {
@@ -66,6 +67,18 @@ internal static class NotebookCli
             if (eq <= 0) throw new UsageException($"--param wants name=value, got '{v}'");
             return KeyValuePair.Create(v[..eq], v[(eq + 1)..]);
         }).ToList();
+
+    /// <summary>
+    /// Runs with the notebook's folder as the current directory, as Jupyter and VS Code run notebooks, so the
+    /// relative paths in cells mean the same everywhere. Paths given on the command line must be full by now.
+    /// </summary>
+    public static T InFolderOf<T>(string notebookPath, Func<T> run)
+    {
+        var previous = Environment.CurrentDirectory;
+        Environment.CurrentDirectory = Path.GetDirectoryName(Path.GetFullPath(notebookPath))!;
+        try { return run(); }
+        finally { Environment.CurrentDirectory = previous; }
+    }
 
     public static TimeSpan? Timeout(CommandLine args)
     {

@@ -191,6 +191,8 @@ public class WorkbookCliTests
         var later = executed.Cells[2].Outputs!.OfType<JsonObject>().Single();
         Assert.Equal("2\n", NotebookJson.Text(later["text"]));
         Assert.Equal(3, executed.Cells[2].ExecutionCount);
+        var relative = executed.Cells[3].Outputs!.OfType<JsonObject>().Single();
+        Assert.Equal("True", NotebookJson.Text(relative["data"]!["text/plain"]));
         var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(outDirectory, "failing.metrics.json")))!;
         Assert.Equal(2, (int)metrics["failed_cells"]![0]!["cell"]!);
         Assert.Contains("<pre class=\"error\">", File.ReadAllText(Path.Combine(outDirectory, "failing.html")));
