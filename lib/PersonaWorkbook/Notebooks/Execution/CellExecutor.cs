@@ -97,7 +97,15 @@ public sealed class CellExecutor : IDisposable
             // it also carries the scope (an AsyncLocal) into the script.
             var run = Task.Run(() => { scope.Enter(); return RunAsync(directives.Code, scope); }, CancellationToken.None);
             var finished = await Task.WhenAny(run, Task.Delay(Timeout.Infinite, limit.Token));
-            if (finished == run) succeeded = await run;
+            if (finished == run && run.IsCompletedSuccessfully) succeeded = run.Result;
+            else if (finished == run && !(run.Exception?.GetBaseException() is OperationCanceledException && limit.IsCancellationRequested))
+            {
+                // User code's exceptions are caught by the script; this is Roslyn or the engine failing.
+                var e = run.Exception!.GetBaseException();
+                var why = $"cell {count}: the executor failed: {e.GetType().FullName}: {e.Message}";
+                sink.Error(e.GetType().FullName ?? "Exception", why, [why, .. (e.StackTrace ?? "").Split('\n')]);
+                succeeded = false;
+            }
             else
             {
                 lock (_stateLock) scope.Abandoned = true;
