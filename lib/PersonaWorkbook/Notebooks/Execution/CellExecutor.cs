@@ -35,7 +35,6 @@ public sealed class CellExecutor : IDisposable
         _options = options ?? new ExecutorOptions();
         if (!Directory.Exists(_options.WorkingDirectory))
             throw new DirectoryNotFoundException($"executor working directory {_options.WorkingDirectory} does not exist");
-        CellScope.InstallConsoleRouting();
         _prelude = new Lazy<Task<ScriptState<object>>>(StartSessionAsync);
     }
 
@@ -78,6 +77,7 @@ public sealed class CellExecutor : IDisposable
         var count = ++ExecutionCount;
         var clock = Stopwatch.StartNew();
         sink = new GuardedSink(sink);
+        CellScope.InstallConsoleRouting();
         var directives = Directives.Parse(code);
         if (directives.Error is not null)
         {

@@ -44,19 +44,27 @@ internal sealed class CellScope
     }
 
     static readonly object InstallLock = new();
-    static bool _installed;
+    static TextWriter? _routedOut, _routedError;
 
-    /// <summary>Routes Console.Out/Error through the current cell once per process; outside cells writes pass through.</summary>
+    /// <summary>
+    /// Routes Console.Out/Error through the current cell; outside cells writes pass through to the writers that
+    /// were there before. Called before every cell, it re-installs itself when something replaced the console
+    /// writers since (a test harness, a host capturing output).
+    /// </summary>
     public static void InstallConsoleRouting()
     {
         lock (InstallLock)
         {
-            if (_installed) return;
-            var realOut = Console.Out;
-            var realError = Console.Error;
-            Console.SetOut(new RoutingWriter(() => Current?.Stdout, realOut));
-            Console.SetError(new RoutingWriter(() => Current?.Stderr, realError));
-            _installed = true;
+            if (!ReferenceEquals(Console.Out, _routedOut))
+            {
+                Console.SetOut(new RoutingWriter(() => Current?.Stdout, Console.Out));
+                _routedOut = Console.Out;
+            }
+            if (!ReferenceEquals(Console.Error, _routedError))
+            {
+                Console.SetError(new RoutingWriter(() => Current?.Stderr, Console.Error));
+                _routedError = Console.Error;
+            }
         }
     }
 
