@@ -43,6 +43,7 @@ public class NotebookRunTests(PlotsRun plots) : IClassFixture<PlotsRun>
         Assert.True(injected.HasTag("injected-parameters"));
         Assert.Equal("// Parameters injected by `workbook run --param`.\nseed = 7;\nprofile = \"full\";", injected.Source);
         Assert.Equal("profile=full seed=7 scale=1.5\n", Stdout(cells[parametersAt + 2]));
+        Assert.DoesNotContain(cells[parametersAt + 2].Outputs!.OfType<JsonObject>(), o => (string?)o["name"] == "stderr");
     }
 
     [Fact]
@@ -210,6 +211,9 @@ public class WorkbookCliTests
         var outDirectory = Directory.CreateTempSubdirectory("workbook-figure-").FullName;
         var (code, stdout, stderr) = Workbook("figure", "bars", "--dir", samples, "--out", outDirectory);
         Assert.True(code == 0, stderr);
+        // Library progress shows on the terminal under the running cell, never in the cell's output.
+        Assert.Contains("[plots] cell 3 (2/3 code cells) running", stderr);
+        Assert.Contains("    | progress from a cell", stderr);
         var html = File.ReadAllText(Path.Combine(outDirectory, "bars.html"));
         Assert.Contains("\"type\":\"bar\"", html);
         Assert.DoesNotContain("\"name\":\"loss\"", html);  // the other figure's cell did not run
