@@ -111,6 +111,20 @@ public class NotebookRunTests(PlotsRun plots) : IClassFixture<PlotsRun>
     }
 
     [Fact]
+    public void ChartShownAsHtmlOnlyStillGetsTheLibraryOnce()
+    {
+        var figure = JsonNode.Parse("{\"data\": [{\"type\": \"bar\", \"y\": [1]}]}")!;
+        var output = new JsonObject
+        {
+            ["data"] = new JsonObject { ["text/html"] = NotebookJson.Lines(PlotlyHtml.LibraryScript() + PlotlyHtml.ChartDiv(figure)) },
+            ["metadata"] = new JsonObject(), ["output_type"] = "display_data",
+        };
+        var page = HtmlReport.Page("one", HtmlReport.Output(output) + HtmlReport.Output(output.DeepClone().AsObject()));
+        Assert.Equal(1, Regex.Matches(page, Regex.Escape("plotly.js v" + PlotlyHtml.Version)).Count);
+        Assert.Equal(2, Regex.Matches(page, "class=\"workbook-plotly\"").Count);
+    }
+
+    [Fact]
     public async Task HtmlReportDrawsChartsInHeadlessChromium()
     {
         const string chromium = "/usr/bin/chromium";

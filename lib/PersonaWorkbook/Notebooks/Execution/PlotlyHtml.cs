@@ -21,9 +21,11 @@ public static class PlotlyHtml
     /// A script element holding all of plotly.js. It runs with AMD/CommonJS hidden so it always defines the
     /// global <c>Plotly</c>, also in pages that load require.js (classic Jupyter).
     /// </summary>
-    public static string LibraryScript() =>
+    public static string LibraryScript() => LibraryElement.Value;
+
+    static readonly Lazy<string> LibraryElement = new(() =>
         $"<script type=\"text/javascript\">/* plotly.js {Version}, MIT license, embedded by the workbook */\n" +
-        "(function (define, module, exports) {\n" + Library.Value.Source + "\n}).call(window, undefined, undefined, undefined);\n</script>\n";
+        "(function (define, module, exports) {\n" + Library.Value.Source + "\n}).call(window, undefined, undefined, undefined);\n</script>\n");
 
     /// <summary>The figure JSON ({data, layout, frames}) of a chart.</summary>
     public static JsonObject FigureJson(GenericChart chart) =>

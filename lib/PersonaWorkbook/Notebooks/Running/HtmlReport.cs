@@ -75,7 +75,8 @@ public static class HtmlReport
     static string Rich(JsonObject data)
     {
         if (data[PlotlyHtml.MimeType] is JsonObject figure) return PlotlyHtml.ChartDiv(figure);
-        if (NotebookJson.Text(data["text/html"]) is { } html) return html;
+        // A chart shown as text/html only may carry the library itself; the page already has it once, in the head.
+        if (NotebookJson.Text(data["text/html"]) is { } html) return html.Replace(PlotlyHtml.LibraryScript(), "", StringComparison.Ordinal);
         if (NotebookJson.Text(data["image/svg+xml"]) is { } svg) return svg;
         if (NotebookJson.Text(data["image/png"]) is { } png) return $"<img alt=\"figure\" src=\"data:image/png;base64,{png.Replace("\n", "")}\">";
         if (NotebookJson.Text(data["text/plain"]) is { } plain) return $"<pre>{WebUtility.HtmlEncode(plain)}</pre>";
