@@ -162,6 +162,14 @@ public class NotebookRunTests(PlotsRun plots) : IClassFixture<PlotsRun>
     }
 
     [Fact]
+    public async Task NotebookInAnotherLanguageIsRefused()
+    {
+        var python = Notebook.Parse("{\"cells\": [], \"metadata\": {\"kernelspec\": {\"language\": \"python\", \"name\": \"python3\"}}, \"nbformat\": 4, \"nbformat_minor\": 5}", "py.ipynb");
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => NotebookRunner.RunAsync(python));
+        Assert.Equal("py.ipynb: a 'python' notebook (kernelspec.language); the workbook runs C# notebooks", error.Message);
+    }
+
+    [Fact]
     public void UndeclaredParameterIsRejected()
     {
         var error = Assert.Throws<ArgumentException>(() => Parameters.Inject(Notebook.Load(Sample("plots.ipynb")), [new("sed", "1")]));

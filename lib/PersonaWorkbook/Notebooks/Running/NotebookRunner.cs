@@ -44,6 +44,9 @@ public static class NotebookRunner
     public static async Task<NotebookRunResult> RunAsync(Notebook notebook, NotebookRunOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new NotebookRunOptions();
+        if (notebook.Metadata["kernelspec"]?["language"] is JsonValue language && language.TryGetValue<string>(out var name)
+            && name is not ("C#" or "c#" or "csharp"))
+            throw new ArgumentException($"{notebook.Path ?? notebook.Name}: a '{name}' notebook (kernelspec.language); the workbook runs C# notebooks");
         var executed = notebook.Clone();
         Parameters.Inject(executed, options.Parameters);
         var workingDirectory = options.WorkingDirectory
