@@ -133,6 +133,7 @@ public sealed partial class LlmJudge
 
         string lastProblem = "";
         int? lastStatus = null;
+        bool unreachable = false;
         TimeSpan? lastRetryAfter = null;
         int attempts = 0;
         for (int attempt = 0; attempt <= _options.MaxRetries; attempt++)
@@ -147,20 +148,22 @@ public sealed partial class LlmJudge
             Charge(estimate);
             attempts++;
             lastRetryAfter = null;
+            unreachable = false;
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(_options.RequestTimeout);
-            ChatCompletion completion;
+            ClientResult<ChatCompletion> result;
             try
             {
-                completion = (await _client.CompleteChatAsync(messages, chatOptions, timeout.Token)).Value;
+                result = await _client.CompleteChatAsync(messages, chatOptions, timeout.Token);
             }
             catch (ClientResultException e) when (e.Status == 0 && !cancellationToken.IsCancellationRequested)
             {
                 // No HTTP response: connection refused, DNS failure, reset, or the SDK's own network timeout.
                 lastStatus = null;
-                lastProblem = e.InnerException is OperationCanceledException or TimeoutException
-                    ? $"no reply within {_options.RequestTimeout.TotalSeconds:0.###} s"
-                    : $"unreachable ({Redact(e.InnerException?.Message ?? e.Message)})";
+                unreachable = e.InnerException is not (OperationCanceledException or TimeoutException);
+                lastProblem = unreachable
+                    ? $"unreachable ({Redact(e.InnerException?.Message ?? e.Message)})"
+                    : $"no reply within {_options.RequestTimeout.TotalSeconds:0.###} s";
                 continue;
             }
             catch (ClientResultException e) when (e.Status == 429 || e.Status >= 500)
@@ -183,45 +186,57 @@ public sealed partial class LlmJudge
             catch (HttpRequestException e)
             {
                 lastStatus = null;
+                unreachable = true;
                 lastProblem = $"unreachable ({Redact(e.Message)})";
                 continue;
             }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or KeyNotFoundException or ArgumentException)
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
+                // The SDK reads the body as it returns: invalid JSON, or JSON of the wrong kind (an array, a string).
                 throw Fail($"answered with a body that is not a chat completion ({Redact(e.Message)})", 200, attempts);
             }
 
-            var entry = ToEntry(key, task, completion, logprobs, attempts);
+            var entry = ToEntry(key, task, result, logprobs, attempts);
             lock (_gate)
                 if (entry.TotalTokens is int actual) _tokens += actual - estimate;
             _cache?.Put(entry);
             return entry;
         }
-        string what = lastStatus is null && lastProblem.StartsWith("unreachable", StringComparison.Ordinal)
-            ? $"is {lastProblem}" : $"kept failing ({lastProblem})";
+        string what = unreachable ? $"is {lastProblem}" : $"kept failing ({lastProblem})";
         throw Fail($"{what} after {attempts} attempt(s)", lastStatus, attempts);
     }
 
-    JudgeCacheEntry ToEntry(string key, string task, ChatCompletion completion, bool logprobs, int attempts)
+    JudgeCacheEntry ToEntry(string key, string task, ClientResult<ChatCompletion> result, bool logprobs, int attempts)
     {
-        string content;
-        List<TokenLogProb> top;
-        try
-        {
-            content = string.Concat(completion.Content.Select(p => p.Text ?? ""));
-            if (_options.Key is { } secret) content = content.Replace(secret, "[api key]", StringComparison.Ordinal);
-            top = completion.ContentTokenLogProbabilities.Count == 0
-                ? new List<TokenLogProb>()
-                : completion.ContentTokenLogProbabilities[0].TopLogProbabilities
-                    .Select(t => new TokenLogProb(t.Token, t.LogProbability)).ToList();
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException or NullReferenceException or FormatException)
-        {
-            throw Fail($"answered with a body that is not a chat completion ({Redact(e.Message)})", 200, attempts);
-        }
+        // The SDK parses lazily and throws index or null-reference errors on a JSON body that lacks the fields it
+        // expects, so the shape is checked here first, for a message that says what is missing.
+        if (MissingField(result.GetRawResponse().Content) is string missing)
+            throw Fail($"answered with a body that is not a chat completion (no {missing})", 200, attempts);
+        var completion = result.Value;
+        string content = string.Concat(completion.Content.Select(p => p.Text ?? ""));
+        if (_options.Key is { } secret) content = content.Replace(secret, "[api key]", StringComparison.Ordinal);
+        var top = completion.ContentTokenLogProbabilities.Count == 0
+            ? new List<TokenLogProb>()
+            : completion.ContentTokenLogProbabilities[0].TopLogProbabilities
+                .Select(t => new TokenLogProb(t.Token, t.LogProbability)).ToList();
         if (logprobs && top.Count == 0)
             throw Fail("returned no top_logprobs; the Betley protocol needs an endpoint and model that support logprobs", 200, attempts);
         return new JudgeCacheEntry(key, _options.Model, task, content, top, completion.Usage?.TotalTokenCount);
+    }
+
+    static string? MissingField(BinaryData body)
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(body); }
+        catch (JsonException) { return "valid JSON"; }
+        using var _ = doc;
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) return "JSON object";
+        if (!root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array || choices.GetArrayLength() == 0)
+            return "choices";
+        if (!choices[0].TryGetProperty("message", out var message) || message.ValueKind != JsonValueKind.Object)
+            return "choices[0].message";
+        return null;
     }
 
     void Charge(long estimate)

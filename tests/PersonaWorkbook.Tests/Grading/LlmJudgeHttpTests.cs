@@ -214,10 +214,16 @@ public sealed class LlmJudgeHttpTests : IDisposable
         AssertNoSecretAnywhere(e);
     }
 
-    [Fact]
-    public async Task MalformedBodyIsAClearErrorNotARetry()
+    [Theory]
+    [InlineData("{\"choices\": [ this is not json")]
+    [InlineData("<html><body>Bad gateway</body></html>")]
+    [InlineData("{}")]
+    [InlineData("{\"choices\": []}")]
+    [InlineData("{\"choices\": [{\"index\": 0}]}")]
+    [InlineData("[1, 2, 3]")]
+    public async Task MalformedBodyIsAClearErrorNotARetry(string body)
     {
-        await using var server = new FakeChatServer((_, _) => new FakeResponse(200, "{\"choices\": [ this is not json"));
+        await using var server = new FakeChatServer((_, _) => new FakeResponse(200, body));
         var e = await Assert.ThrowsAsync<LlmJudgeException>(() => Judge(server.BaseUrl).GradeRubricAsync(Question, Answer));
         Assert.Contains("not a chat completion", e.Message);
         Assert.Contains(server.BaseUrl.ToString(), e.Message);
