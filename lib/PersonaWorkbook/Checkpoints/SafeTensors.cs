@@ -321,14 +321,13 @@ public static class SafeTensors
                     var example = weightMap.First(p => p.Value == shard).Key;
                     throw new CheckpointException($"missing shard {shardPath} (holds tensor {example} according to {indexPath})");
                 }
-                var loaded = Load(shardPath);
-                foreach (var (name, tensor) in loaded)
+                var loaded = Load(shardPath).ToList();
+                for (var i = 0; i < loaded.Count; i++)
                 {
-                    if (!result.TryAdd(name, tensor))
-                    {
-                        foreach (var t in loaded.Values) if (!result.ContainsValue(t)) t.Dispose();
-                        throw new CheckpointException($"tensor {name} appears in more than one shard of {indexPath} (again in {shardPath})");
-                    }
+                    var (name, tensor) = loaded[i];
+                    if (result.TryAdd(name, tensor)) continue;
+                    foreach (var (_, notAdded) in loaded.Skip(i)) notAdded.Dispose();
+                    throw new CheckpointException($"tensor {name} appears in more than one shard of {indexPath} (again in {shardPath})");
                 }
             }
             foreach (var (name, shard) in weightMap)
