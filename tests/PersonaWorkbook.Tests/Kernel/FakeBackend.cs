@@ -6,7 +6,7 @@ namespace PersonaWorkbook.Tests.Kernel;
 /// <summary>
 /// A line-oriented stand-in for the C# engine so the protocol is tested without compiling anything:
 /// `print TEXT`, `warn TEXT`, `set NAME VALUE`, `get NAME` (execute_result), `plot` (a plotly bundle),
-/// `fail MESSAGE` (error), `wait` (blocks until interrupted). State survives failing cells.
+/// `show ID TEXT` (display with an id), `fail MESSAGE` (error), `wait` (blocks until interrupted). State survives failing cells.
 /// </summary>
 sealed class FakeBackend : IKernelBackend
 {
@@ -30,6 +30,7 @@ sealed class FakeBackend : IKernelBackend
                         ["text/plain"] = "chart",
                     });
                     break;
+                case "show": output.Display(new Dictionary<string, object> { ["text/plain"] = parts[2] }, parts[1]); break;
                 case "fail":
                     output.Error("InvalidOperationException", line["fail ".Length..], ["at cell line 1"]);
                     return false;

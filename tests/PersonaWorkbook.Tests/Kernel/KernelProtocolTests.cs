@@ -120,6 +120,19 @@ public class KernelProtocolTests
     }
 
     [Fact]
+    public void Repeated_display_id_updates_the_earlier_display()
+    {
+        using var k = new RunningKernel();
+        var first = k.Client.Execute("show progress 10%").Iopub.Single(m => m.MsgType.Contains("display"));
+        var second = k.Client.Execute("show progress 100%").Iopub.Single(m => m.MsgType.Contains("display"));
+
+        Assert.Equal("display_data", first.MsgType);
+        Assert.Equal("update_display_data", second.MsgType);
+        Assert.Equal("progress", second.Content["transient"]!["display_id"]!.GetValue<string>());
+        Assert.Equal("100%", second.Content["data"]!["text/plain"]!.GetValue<string>());
+    }
+
+    [Fact]
     public void Failing_cell_reports_an_error_and_the_kernel_keeps_its_state()
     {
         using var k = new RunningKernel();

@@ -21,7 +21,8 @@ public interface IKernelOutput
     /// <param name="name">"stdout" or "stderr".</param>
     void Stream(string name, string text);
 
-    /// <summary>A display_data output. Values are strings, or JsonNodes for JSON mime types.</summary>
+    /// <summary>A display_data output. Values are strings, or JsonNodes for JSON mime types. A <paramref name="displayId"/>
+    /// already shown becomes update_display_data, replacing that earlier output.</summary>
     void Display(IReadOnlyDictionary<string, object> data, string? displayId = null);
 
     /// <summary>The cell's value (execute_result); the kernel supplies the execution count.</summary>

@@ -37,6 +37,7 @@ public sealed class JupyterKernel : IDisposable
     readonly Lock _stateLock = new();
     readonly HashSet<string> _seenSignatures = [];
     readonly Queue<string> _signatureOrder = new();
+    readonly HashSet<string> _displayIds = [];
 
     Thread? _socketThread;
     bool _stopping;
@@ -445,8 +446,14 @@ public sealed class JupyterKernel : IDisposable
         {
             if (silent) return;
             var content = new JsonObject { ["data"] = Bundle(data), ["metadata"] = new JsonObject() };
-            if (displayId is not null) content["transient"] = new JsonObject { ["display_id"] = displayId };
-            kernel.Publish("display_data", content, request);
+            bool update = false;
+            if (displayId is not null)
+            {
+                content["transient"] = new JsonObject { ["display_id"] = displayId };
+                // A display id seen before (in this cell or an earlier one) replaces that output in place.
+                lock (kernel._stateLock) update = !kernel._displayIds.Add(displayId);
+            }
+            kernel.Publish(update ? "update_display_data" : "display_data", content, request);
         }
 
         public void Result(IReadOnlyDictionary<string, object> data)
