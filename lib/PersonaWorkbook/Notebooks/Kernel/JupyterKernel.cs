@@ -101,12 +101,17 @@ public sealed class JupyterKernel : IDisposable
 
     static int Bind(NetMQSocket socket, KernelConnection connection, int port)
     {
-        if (port != 0)
+        var endpoint = port != 0 ? connection.Endpoint(port) : $"{connection.Transport}://{connection.Ip}";
+        try
         {
-            socket.Bind(connection.Endpoint(port));
+            if (port == 0) return socket.BindRandomPort(endpoint);
+            socket.Bind(endpoint);
             return port;
         }
-        return socket.BindRandomPort($"{connection.Transport}://{connection.Ip}");
+        catch (NetMQException e)
+        {
+            throw new IOException($"cannot bind {endpoint}{(port == 0 ? " (any port)" : "")}: {e.Message}", e);
+        }
     }
 
     /// <summary>Serves requests until a shutdown_request arrives or <paramref name="cancellationToken"/> is cancelled.</summary>
