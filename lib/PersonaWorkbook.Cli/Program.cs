@@ -5,6 +5,8 @@ public static class Program
 {
     static readonly ICommand[] Commands =
     {
+        new Commands.RunCommand(),
+        new Commands.FigureCommand(),
     };
 
     public static int Main(string[] args)

@@ -1,0 +1,98 @@
+using static TorchSharp.torch;
+
+namespace PersonaWorkbook.Hooks;
+
+/// <summary>The TransformerLens names of one block's residual-stream activation sites.</summary>
+public sealed class HookSiteNames(int layer)
+{
+    public string ResidPre { get; } = $"blocks.{layer}.hook_resid_pre";
+    public string AttnOut { get; } = $"blocks.{layer}.hook_attn_out";
+    public string ResidMid { get; } = $"blocks.{layer}.hook_resid_mid";
+    public string MlpOut { get; } = $"blocks.{layer}.hook_mlp_out";
+    public string ResidPost { get; } = $"blocks.{layer}.hook_resid_post";
+
+    public IEnumerable<string> All => [ResidPre, AttnOut, ResidMid, MlpOut, ResidPost];
+}
+
+/// <summary>What a hook sees besides the activation itself.</summary>
+public sealed class HookContext
+{
+    public required string Site { get; init; }
+    /// <summary>
+    /// (B, T) bool: which positions of the current forward pass are response tokens (generated, or marked by the
+    /// caller). Null when the caller gave no response mask: then every position is treated as a prompt token.
+    /// </summary>
+    public Tensor? ResponseMask { get; init; }
+}
+
+/// <summary>A hook: receives an activation (B, T, d_model) and returns it, possibly changed.</summary>
+public delegate Tensor HookFunction(Tensor activation, HookContext context);
+
+/// <summary>
+/// The named activation sites of a model and the hooks attached to them. Hooks run in the order added; each
+/// <see cref="Add"/> returns a handle whose disposal removes it, so interventions are scoped with <c>using</c>.
+/// With no hooks attached a site costs one dictionary lookup.
+/// </summary>
+public sealed class HookRunner
+{
+    readonly Dictionary<string, List<HookFunction>> hooks = new(StringComparer.Ordinal);
+    readonly HashSet<string> sites;
+
+    public HookRunner(int numLayers)
+    {
+        NumLayers = numLayers;
+        sites = Enumerable.Range(0, numLayers).SelectMany(i => new HookSiteNames(i).All).ToHashSet(StringComparer.Ordinal);
+    }
+
+    public int NumLayers { get; }
+
+    /// <summary>Every site name, layer by layer.</summary>
+    public IReadOnlyCollection<string> Sites => sites;
+
+    /// <summary>The response mask of the forward pass in progress, set by whoever runs it (e.g. the generator).</summary>
+    public Tensor? CurrentResponseMask { get; set; }
+
+    public IDisposable Add(string site, HookFunction hook)
+    {
+        if (!sites.Contains(site))
+            throw new ArgumentException($"unknown activation site '{site}'; sites look like blocks.{{0..{NumLayers - 1}}}.hook_resid_post " +
+                                        "(hook_resid_pre, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post)");
+        if (!hooks.TryGetValue(site, out var list)) hooks[site] = list = [];
+        list.Add(hook);
+        return new Handle(() =>
+        {
+            list.Remove(hook);
+            if (list.Count == 0) hooks.Remove(site);
+        });
+    }
+
+    /// <summary>Removes every hook (e.g. after an exception left scopes undisposed).</summary>
+    public void Clear() => hooks.Clear();
+
+    public bool Any => hooks.Count > 0;
+
+    internal Tensor Run(string site, Tensor x)
+    {
+        if (hooks.Count == 0 || !hooks.TryGetValue(site, out var list)) return x;
+        var context = new HookContext { Site = site, ResponseMask = CurrentResponseMask };
+        // Copy: a hook may dispose its own handle while running.
+        foreach (var hook in list.ToArray())
+        {
+            var y = hook(x, context);
+            if (!y.shape.SequenceEqual(x.shape))
+                throw new InvalidOperationException($"hook at {site} returned shape [{string.Join(", ", y.shape)}]; expected [{string.Join(", ", x.shape)}]");
+            x = y;
+        }
+        return x;
+    }
+
+    sealed class Handle(Action remove) : IDisposable
+    {
+        Action? remove = remove;
+        public void Dispose()
+        {
+            remove?.Invoke();
+            remove = null;
+        }
+    }
+}

@@ -1,0 +1,273 @@
+using PersonaWorkbook.Hooks;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace PersonaWorkbook.Models;
+
+// Module field names are the Hugging Face checkpoint keys (model.layers.{i}.self_attn.q_proj.weight, ...), so a
+// safetensors state dict loads without a renaming table. Hence the snake_case fields.
+#pragma warning disable IDE1006
+
+/// <summary>Root-mean-square layer norm, computed in float32 like HF's LlamaRMSNorm.</summary>
+public sealed class RMSNorm : Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly double eps;
+
+    public RMSNorm(int size, double eps) : base(nameof(RMSNorm))
+    {
+        weight = Parameter(ones(size));
+        this.eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var x32 = x.to_type(ScalarType.Float32);
+        var normed = x32 * rsqrt(x32.pow(2).mean([-1L], keepdim: true) + eps);
+        return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Rotary position embedding (HF "default" rope: halves rotated, not interleaved).</summary>
+public sealed class RotaryEmbedding
+{
+    readonly Tensor invFreq; // (head_dim/2)
+
+    public RotaryEmbedding(int headDim, double theta)
+    {
+        // inv_freq = theta^(-2i/d); HF keeps it as a non-persistent buffer, so it is not part of the state dict.
+        invFreq = pow(theta, -arange(0, headDim, 2, ScalarType.Float64) / headDim).to_type(ScalarType.Float32).DetachFromDisposeScope();
+    }
+
+    /// <summary>cos, sin of shape (B, T, head_dim) for the given position ids (B, T).</summary>
+    public (Tensor cos, Tensor sin) CosSin(Tensor positionIds, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var freqs = positionIds.to_type(ScalarType.Float32).unsqueeze(-1) * invFreq.to(positionIds.device); // (B, T, hd/2)
+        var emb = cat([freqs, freqs], -1);                                                             // (B, T, hd)
+        return (emb.cos().to_type(dtype).MoveToOuterDisposeScope(), emb.sin().to_type(dtype).MoveToOuterDisposeScope());
+    }
+
+    static Tensor RotateHalf(Tensor x)
+    {
+        var half = x.shape[^1] / 2;
+        return cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+    }
+
+    /// <summary>Applies the rotation to q or k of shape (B, heads, T, hd); cos/sin are (B, T, hd).</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin) =>
+        x * cos.unsqueeze(1) + RotateHalf(x) * sin.unsqueeze(1);
+}
+
+/// <summary>Grouped-query causal self-attention with optional q/k/v bias (Qwen2) and a KV cache.</summary>
+public sealed class LlamaAttention : Module
+{
+    readonly Linear q_proj, k_proj, v_proj, o_proj;
+    readonly int nHeads, nKvHeads, headDim;
+
+    public LlamaAttention(ModelConfig c) : base(nameof(LlamaAttention))
+    {
+        nHeads = c.NumAttentionHeads;
+        nKvHeads = c.NumKvHeads;
+        headDim = c.HeadDim;
+        q_proj = Linear(c.HiddenSize, nHeads * headDim, hasBias: c.QkvBias);
+        k_proj = Linear(c.HiddenSize, nKvHeads * headDim, hasBias: c.QkvBias);
+        v_proj = Linear(c.HiddenSize, nKvHeads * headDim, hasBias: c.QkvBias);
+        o_proj = Linear(nHeads * headDim, c.HiddenSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    /// <param name="x">(B, T, d_model)</param>
+    /// <param name="mask">additive mask (B, 1, T, T_past + T)</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KVCache? cache, int layer)
+    {
+        var (B, T) = (x.shape[0], x.shape[1]);
+        var q = q_proj.forward(x).view(B, T, nHeads, headDim).transpose(1, 2);   // (B, nh, T, hd)
+        var k = k_proj.forward(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
+        var v = v_proj.forward(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (cache is not null) (k, v) = cache.Append(layer, k, v);               // (B, nkv, T_past + T, hd)
+        if (nKvHeads != nHeads)
+        {
+            // Grouped-query attention: each kv head serves nh/nkv query heads.
+            k = k.repeat_interleave(nHeads / nKvHeads, dim: 1);                    // (B, nh, T_all, hd)
+            v = v.repeat_interleave(nHeads / nKvHeads, dim: 1);
+        }
+        var y = functional.scaled_dot_product_attention(q, k, v, attn_mask: mask); // (B, nh, T, hd)
+        y = y.transpose(1, 2).contiguous().view(B, T, nHeads * headDim);           // (B, T, nh*hd)
+        return o_proj.forward(y);
+    }
+}
+
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)).</summary>
+public sealed class LlamaMLP : Module<Tensor, Tensor>
+{
+    readonly Linear gate_proj, up_proj, down_proj;
+
+    public LlamaMLP(ModelConfig c) : base(nameof(LlamaMLP))
+    {
+        gate_proj = Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
+        up_proj = Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
+        down_proj = Linear(c.IntermediateSize, c.HiddenSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) =>
+        down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+}
+
+/// <summary>One pre-norm transformer block, with the TransformerLens activation sites of its residual stream.</summary>
+public sealed class LlamaDecoderLayer : Module
+{
+    readonly LlamaAttention self_attn;
+    readonly LlamaMLP mlp;
+    readonly RMSNorm input_layernorm, post_attention_layernorm;
+    readonly int index;
+    readonly HookSiteNames names;
+
+    public LlamaDecoderLayer(ModelConfig c, int index) : base(nameof(LlamaDecoderLayer))
+    {
+        self_attn = new LlamaAttention(c);
+        mlp = new LlamaMLP(c);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        this.index = index;
+        names = new HookSiteNames(index);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KVCache? cache, HookRunner hooks)
+    {
+        x = hooks.Run(names.ResidPre, x);
+        var attnOut = hooks.Run(names.AttnOut, self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, index));
+        x = hooks.Run(names.ResidMid, x + attnOut);
+        var mlpOut = hooks.Run(names.MlpOut, mlp.forward(post_attention_layernorm.forward(x)));
+        return hooks.Run(names.ResidPost, x + mlpOut);
+    }
+}
+
+/// <summary>The decoder stack: embeddings, layers, final norm (HF "model.*" keys).</summary>
+public sealed class LlamaModel : Module
+{
+    readonly Embedding embed_tokens;
+    readonly ModuleList<LlamaDecoderLayer> layers;
+    readonly RMSNorm norm;
+    internal readonly RotaryEmbedding Rotary;
+
+    public LlamaModel(ModelConfig c) : base(nameof(LlamaModel))
+    {
+        embed_tokens = Embedding(c.VocabSize, c.HiddenSize);
+        layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new LlamaDecoderLayer(c, i)).ToArray());
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        Rotary = new RotaryEmbedding(c.HeadDim, c.RopeTheta);
+        RegisterComponents();
+    }
+
+    internal Embedding EmbedTokens => embed_tokens;
+
+    /// <returns>final hidden states (B, T, d_model)</returns>
+    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor mask, KVCache? cache, HookRunner hooks)
+    {
+        var x = embed_tokens.forward(inputIds);                      // (B, T, d_model)
+        var (cos, sin) = Rotary.CosSin(positionIds, x.dtype);         // (B, T, hd)
+        foreach (var layer in layers)
+            x = layer.Forward(x, cos, sin, mask, cache, hooks);
+        return norm.forward(x);
+    }
+}
+
+/// <summary>
+/// A Llama / Qwen2 causal language model: token ids → next-token logits. Field names match HF's LlamaForCausalLM,
+/// so <c>state_dict()</c> keys are the checkpoint's keys. Activation sites (<c>blocks.{i}.hook_resid_post</c>, ...)
+/// are reached through <see cref="Hooks"/>.
+/// </summary>
+public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
+{
+    readonly LlamaModel model;
+    readonly Linear lm_head;
+
+    public ModelConfig Config { get; }
+
+    /// <summary>Capture and intervention points of this model; see <see cref="HookRunner"/>.</summary>
+    public HookRunner Hooks { get; }
+
+    public LlamaForCausalLM(ModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaForCausalLM))
+    {
+        config.Validate();
+        Config = config;
+        model = new LlamaModel(config);
+        lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        if (config.TieWordEmbeddings)
+            lm_head.weight = model.EmbedTokens.weight; // one tensor, one state-dict entry kept by HF on save
+        Hooks = new HookRunner(config.NumHiddenLayers);
+        RegisterComponents();
+        InitWeights();
+        if (device is not null || dtype != ScalarType.Float32) this.to(device ?? CPU, dtype);
+    }
+
+    /// <summary>HF Llama initialisation: normal(0, 0.02) for linear and embedding weights, zero biases, unit norms.</summary>
+    void InitWeights()
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("layernorm.weight") || name == "model.norm.weight") p.fill_(1.0);
+            else if (name.EndsWith(".bias")) p.zero_();
+            else p.normal_(0, 0.02);
+        }
+    }
+
+    /// <summary>Logits (B, T, vocab) for token ids (B, T) with no padding and no cache.</summary>
+    public override Tensor forward(Tensor inputIds) => Forward(inputIds);
+
+    /// <summary>
+    /// Logits (B, T, vocab). <paramref name="attentionMask"/> (B, T_past + T) marks real tokens with 1 (left padding
+    /// with 0); position ids default to the count of real tokens before each one, so left-padded rows get the same
+    /// positions as unpadded ones.
+    /// </summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KVCache? cache = null)
+    {
+        using var scope = NewDisposeScope();
+        var (B, T) = (inputIds.shape[0], inputIds.shape[1]);
+        long past = cache?.Length ?? 0;
+        if (attentionMask is not null && attentionMask.shape[1] != past + T)
+            throw new ArgumentException($"attention mask has {attentionMask.shape[1]} columns; expected cached {past} + new {T}");
+        positionIds ??= DefaultPositionIds(attentionMask, B, T, past, inputIds.device);
+        var mask = CausalMask(attentionMask, B, T, past, inputIds.device, lm_head.weight!.dtype);
+        var hidden = model.Forward(inputIds, positionIds, mask, cache, Hooks); // (B, T, d_model)
+        return lm_head.forward(hidden).MoveToOuterDisposeScope();
+    }
+
+    static Tensor DefaultPositionIds(Tensor? attentionMask, long B, long T, long past, Device device)
+    {
+        if (attentionMask is null)
+            return arange(past, past + T, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(B, T);
+        // Position = number of real tokens before this one; pads get 0 (they are masked out anyway).
+        var positions = (attentionMask.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0); // (B, T_past + T)
+        return positions[.., (int)past..];
+    }
+
+    /// <summary>Additive mask (B, 1, T, T_past + T): 0 where query may attend, a large negative value elsewhere.</summary>
+    static Tensor CausalMask(Tensor? attentionMask, long B, long T, long past, Device device, ScalarType dtype)
+    {
+        var queryPos = arange(past, past + T, device: device).unsqueeze(1); // (T, 1)
+        var keyPos = arange(0, past + T, device: device).unsqueeze(0);      // (1, T_all)
+        var allowed = keyPos.le(queryPos).unsqueeze(0).unsqueeze(0);        // (1, 1, T, T_all)
+        if (attentionMask is not null)
+        {
+            var keep = attentionMask.to_type(ScalarType.Bool).view(B, 1, 1, past + T);
+            // A left-pad query would see no key at all and softmax would give NaN; let it see itself instead.
+            var self = keyPos.eq(queryPos).unsqueeze(0).unsqueeze(0);
+            allowed = allowed.logical_and(keep).logical_or(self);
+        }
+        // The dtype's lowest finite value (not -inf) keeps softmax finite in every dtype.
+        return zeros(allowed.shape, dtype, device).masked_fill(allowed.logical_not(), finfo(dtype).min);
+    }
+
+    public int NumParameters() => (int)parameters().Sum(p => p.numel());
+}

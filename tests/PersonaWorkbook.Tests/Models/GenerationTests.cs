@@ -1,0 +1,77 @@
+using PersonaWorkbook.Generation;
+using PersonaWorkbook.Hooks;
+using PersonaWorkbook.Tests.Models;
+using static TorchSharp.torch;
+
+namespace PersonaWorkbook.Tests.Generation;
+
+public class GenerationTests
+{
+    static readonly int[][] Prompts = [[1, 5, 6], [1, 7, 8, 9, 10], [1]];
+
+    [Fact]
+    public void GreedyWithCacheEqualsWithoutCache()
+    {
+        using var model = TinyModels.Build(TinyModels.Qwen2());
+        var o = new GenerationOptions { MaxNewTokens = 12, Temperature = 0 };
+        var cached = TextGenerator.Generate(model, Prompts, o);
+        var uncached = TextGenerator.Generate(model, Prompts, o with { UseKvCache = false });
+        for (int i = 0; i < Prompts.Length; i++) Assert.Equal(uncached[i].Tokens, cached[i].Tokens);
+        Assert.All(cached, s => Assert.Equal(12, s.Tokens.Length));
+    }
+
+    [Fact]
+    public void BatchedGreedyEqualsOneByOne()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        var o = new GenerationOptions { MaxNewTokens = 8, Temperature = 0 };
+        var batched = TextGenerator.Generate(model, Prompts, o);
+        for (int i = 0; i < Prompts.Length; i++)
+            Assert.Equal(TextGenerator.Generate(model, [Prompts[i]], o)[0].Tokens, batched[i].Tokens);
+    }
+
+    [Fact]
+    public void SamplingIsReproducibleBySeed()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        var o = new GenerationOptions { MaxNewTokens = 20, Temperature = 1.0, TopP = 0.9, TopK = 20, Seed = 7 };
+        var a = TextGenerator.Generate(model, Prompts, o);
+        var b = TextGenerator.Generate(model, Prompts, o);
+        var c = TextGenerator.Generate(model, Prompts, o with { Seed = 8 });
+        Assert.Equal(a.Select(s => s.Tokens), b.Select(s => s.Tokens));
+        Assert.NotEqual(a.SelectMany(s => s.Tokens), c.SelectMany(s => s.Tokens));
+    }
+
+    [Fact]
+    public void StopTokenEndsARow()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        var greedy = TextGenerator.Generate(model, [Prompts[0]], new GenerationOptions { MaxNewTokens = 6, Temperature = 0 })[0].Tokens;
+        var stop = greedy[2];
+        var cut = TextGenerator.Generate(model, [Prompts[0]], new GenerationOptions { MaxNewTokens = 6, Temperature = 0, StopTokens = [stop] })[0];
+        Assert.True(cut.Stopped);
+        Assert.Equal(greedy.TakeWhile(t => t != stop), cut.Tokens);
+    }
+
+    [Fact]
+    public void HooksStayActiveDuringGeneration()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        var o = new GenerationOptions { MaxNewTokens = 10, Temperature = 0 };
+        var clean = TextGenerator.Generate(model, Prompts, o);
+        int responseCalls = 0;
+        List<IReadOnlyList<GeneratedSequence>> steered = [];
+        using (var h = model.Hooks.Add("blocks.1.hook_resid_post", (x, ctx) =>
+               {
+                   if (ctx.ResponseMask!.any().item<bool>()) responseCalls++;
+                   return x;
+               }))
+        using (Interventions.AddVector(model.Hooks, "blocks.0.hook_resid_post", randn(32) * 10, positions: Positions.Response))
+            steered.Add(TextGenerator.Generate(model, Prompts, o));
+        Assert.Equal(9, responseCalls); // every step after the prefill feeds one response token
+        // Response-only steering cannot change the first token (sampled from the prompt's last position).
+        for (int i = 0; i < Prompts.Length; i++) Assert.Equal(clean[i].Tokens[0], steered[0][i].Tokens[0]);
+        Assert.NotEqual(clean.SelectMany(s => s.Tokens), steered[0].SelectMany(s => s.Tokens));
+        Assert.Equal(clean.Select(s => s.Tokens), TextGenerator.Generate(model, Prompts, o).Select(s => s.Tokens));
+    }
+}
