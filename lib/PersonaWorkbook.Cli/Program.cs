@@ -7,6 +7,7 @@ public static class Program
     {
         new Commands.RunCommand(),
         new Commands.FigureCommand(),
+        new Commands.KernelCommand(),
     };
 
     public static int Main(string[] args)
