@@ -95,6 +95,32 @@ public class KernelProtocolTests
     }
 
     [Fact]
+    public void Replayed_message_is_rejected_even_with_its_signature_in_upper_case()
+    {
+        using var k = new RunningKernel();
+        var c = k.Client;
+        var (id, frames) = c.Build("kernel_info_request", new JsonObject());
+        c.Shell.SendMultipartMessage(frames);
+        Assert.Equal(id, c.Reply(c.Shell, id).ParentId);
+
+        c.Shell.SendMultipartMessage(frames);
+        var shouted = frames.Select(f => f.ToByteArray()).ToList();
+        shouted[1] = Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(shouted[1]).ToUpperInvariant());
+        c.Shell.SendMultipartBytes(shouted);
+        Assert.Null(c.Receive(c.Shell, Silence));
+        Assert.Equal(2, k.Log.ToString().Split("replayed signature").Length - 1);
+    }
+
+    [Fact]
+    public void A_port_already_taken_is_reported_with_its_endpoint()
+    {
+        using var first = new RunningKernel();
+        var taken = first.Kernel.Connection with { Key = "k" };
+        var e = Assert.Throws<IOException>(() => new JupyterKernel(taken, new FakeBackend(), TextWriter.Null));
+        Assert.Contains($"cannot bind tcp://127.0.0.1:{taken.ShellPort}", e.Message);
+    }
+
+    [Fact]
     public void Execute_publishes_busy_input_outputs_then_replies_and_goes_idle()
     {
         using var k = new RunningKernel();

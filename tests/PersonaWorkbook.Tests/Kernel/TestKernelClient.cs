@@ -61,6 +61,14 @@ sealed class TestKernelClient : IDisposable
     /// Returns the request's msg_id.</summary>
     public string Send(NetMQSocket socket, string msgType, JsonObject content, string? signature = null)
     {
+        var (id, message) = Build(msgType, content, signature);
+        socket.SendMultipartMessage(message);
+        return id;
+    }
+
+    /// <summary>A signed request's frames (and its msg_id), for sending more than once.</summary>
+    public (string Id, NetMQMessage Frames) Build(string msgType, JsonObject content, string? signature = null)
+    {
         var id = Guid.NewGuid().ToString();
         var header = new JsonObject
         {
@@ -72,8 +80,7 @@ sealed class TestKernelClient : IDisposable
         message.Append("<IDS|MSG>");
         message.Append(signature ?? Hmac(json));
         foreach (var frame in json) message.Append(frame);
-        socket.SendMultipartMessage(message);
-        return id;
+        return (id, message);
     }
 
     /// <summary>The next message on <paramref name="socket"/>, or null after <paramref name="timeout"/>.</summary>

@@ -30,6 +30,7 @@ public sealed class JupyterKernel : IDisposable
     readonly RouterSocket _shell, _control, _stdin;
     readonly PublisherSocket _iopub;
     readonly ResponseSocket _heartbeat;
+    readonly NetMQSocket[] _sockets;
     readonly NetMQQueue<Action> _outbox = new();
     readonly NetMQPoller _poller;
     readonly Channel<(long Sequence, JupyterMessage Request)> _shellQueue = Channel.CreateUnbounded<(long, JupyterMessage)>();
@@ -66,9 +67,10 @@ public sealed class JupyterKernel : IDisposable
         _stdin = new RouterSocket();
         _iopub = new PublisherSocket();
         _heartbeat = new ResponseSocket();
-        NetMQSocket[] sockets = [_shell, _control, _stdin, _iopub, _heartbeat];
-        foreach (var socket in sockets)
+        _sockets = [_shell, _control, _stdin, _iopub, _heartbeat];
+        foreach (var socket in _sockets)
             socket.Options.Linger = TimeSpan.FromSeconds(1); // lets the last replies (shutdown_reply) leave before exit
+        _poller = new NetMQPoller { _shell, _control, _stdin, _heartbeat, _outbox };
         try
         {
             Connection = connection with
@@ -82,8 +84,7 @@ public sealed class JupyterKernel : IDisposable
         }
         catch
         {
-            foreach (var socket in sockets) socket.Dispose();
-            _outbox.Dispose();
+            Release();
             throw;
         }
 
@@ -96,7 +97,13 @@ public sealed class JupyterKernel : IDisposable
         {
             while (e.Queue.TryDequeue(out var action, TimeSpan.Zero)) action();
         };
-        _poller = new NetMQPoller { _shell, _control, _stdin, _heartbeat, _outbox };
+    }
+
+    void Release()
+    {
+        _poller.Dispose();
+        foreach (var socket in _sockets) socket.Dispose();
+        _outbox.Dispose();
     }
 
     static int Bind(NetMQSocket socket, KernelConnection connection, int port)
@@ -126,9 +133,7 @@ public sealed class JupyterKernel : IDisposable
             }
             finally
             {
-                _poller.Dispose();
-                foreach (var socket in new NetMQSocket[] { _shell, _control, _stdin, _iopub, _heartbeat }) socket.Dispose();
-                _outbox.Dispose();
+                Release();
                 _stopped.TrySetResult();
             }
         }) { IsBackground = true, Name = "jupyter-kernel-sockets" };
@@ -163,9 +168,7 @@ public sealed class JupyterKernel : IDisposable
     {
         if (_socketThread is null)
         {
-            _poller.Dispose();
-            foreach (var socket in new NetMQSocket[] { _shell, _control, _stdin, _iopub, _heartbeat }) socket.Dispose();
-            _outbox.Dispose();
+            Release();
             return;
         }
         Stop();
@@ -177,7 +180,8 @@ public sealed class JupyterKernel : IDisposable
     JupyterMessage? Decode(List<byte[]> frames, string channel)
     {
         var message = JupyterMessage.FromFrames(frames, _signer, out var rejection);
-        if (message is not null && _signer.Enabled && !Remember(message.Signature))
+        // Hex is case-insensitive, so the history keys on one spelling or a replay could simply change case.
+        if (message is not null && _signer.Enabled && !Remember(message.Signature.ToLowerInvariant()))
         {
             message = null;
             rejection = "replayed signature (a message already received)";
