@@ -1,4 +1,5 @@
 using PersonaWorkbook.Notebooks.Execution;
+using PersonaWorkbook.Reporting;
 
 namespace PersonaWorkbook.Notebooks.Kernel;
 
@@ -6,7 +7,20 @@ namespace PersonaWorkbook.Notebooks.Kernel;
 public sealed class CellExecutorBackend(CellExecutor executor) : IKernelBackend
 {
     public async Task<bool> ExecuteAsync(string code, IKernelOutput output, CancellationToken cancellationToken)
-        => (await executor.ExecuteAsync(code, new Sink(output), cancellationToken)).Succeeded;
+    {
+        // Progress lines from library code (training steps, generation) would otherwise reach only the kernel's stderr,
+        // which front ends hide; shown as the cell's stderr they tell the user a long cell is alive.
+        Action<string> progress = line => output.Stream("stderr", line + "\n");
+        Progress.Reported += progress;
+        try
+        {
+            return (await executor.ExecuteAsync(code, new Sink(output), cancellationToken)).Succeeded;
+        }
+        finally
+        {
+            Progress.Reported -= progress;
+        }
+    }
 
     public string IsComplete(string code) => CellExecutor.IsComplete(code);
 
