@@ -5,6 +5,9 @@ public static class Program
 {
     static readonly ICommand[] Commands =
     {
+        new Commands.RunCommand(),
+        new Commands.FigureCommand(),
+        new Commands.KernelCommand(),
     };
 
     public static int Main(string[] args)
