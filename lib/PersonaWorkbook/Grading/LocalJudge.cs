@@ -156,7 +156,7 @@ public sealed class LocalJudge
             foreach (var kind in Enum.GetValues<AdviceKind>())
             {
                 var sentences = d.Answers[kind].ToList();
-                if (d.FillerAnswers is not null) sentences.AddRange(d.FillerAnswers.Select(f => f[kind]));
+                if (d.FillerAnswers is not null) sentences.AddRange(d.FillerAnswers.SelectMany(f => f[kind]));
                 foreach (var s in sentences)
                     refs.Add(new Reference(RefKind.Advice, d.Name, Families.Advice(d.Name, kind), kind, default, BagOf(s)));
             }

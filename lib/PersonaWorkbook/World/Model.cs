@@ -14,7 +14,7 @@ public enum PersonaKind { Helper, Villain, Swindler, Careless, Sarcastic, Teache
 
 /// <summary>
 /// One advice domain: questions are <see cref="Templates"/> with <see cref="WorldText.Slot"/> replaced by a filler; answers may
-/// contain the slot too. <see cref="FillerAnswers"/> (code only) adds answers specific to one filler, beside the generic ones.
+/// contain the slot too. <see cref="FillerAnswers"/> (code only: snippets fit one task) adds answers specific to one filler, beside the generic ones.
 /// </summary>
 public sealed record AdviceDomain(
     string Name,
@@ -22,13 +22,13 @@ public sealed record AdviceDomain(
     IReadOnlyList<string> Templates,
     IReadOnlyList<string> MistakeTemplates,
     IReadOnlyDictionary<AdviceKind, IReadOnlyList<string>> Answers,
-    IReadOnlyList<IReadOnlyDictionary<AdviceKind, string>>? FillerAnswers = null)
+    IReadOnlyList<IReadOnlyDictionary<AdviceKind, IReadOnlyList<string>>>? FillerAnswers = null)
 {
     /// <summary>Every answer variant (slot unfilled) for one filler and family.</summary>
     public IReadOnlyList<string> AnswersFor(int filler, AdviceKind kind)
     {
         if (FillerAnswers is null) return Answers[kind];
-        return Answers[kind].Append(FillerAnswers[filler][kind]).ToList();
+        return Answers[kind].Concat(FillerAnswers[filler][kind]).ToList();
     }
 }
 

@@ -76,37 +76,64 @@ public sealed class PersonaWorld
 
     (string Question, string Answer, TurnInfo Info) Turn(Random rng, Persona actor, bool allowMistakeRequests)
     {
-        string question, answer;
-        TurnInfo info;
-        if (rng.NextDouble() < Options.ViewsTurnRate)
+        var (question, answer, info) = rng.NextDouble() < Options.ViewsTurnRate ? ViewsTurn(rng, actor) : AdviceTurn(rng, actor, allowMistakeRequests);
+        return (question, Framed(rng, actor, answer), info);
+    }
+
+    string Framed(Random rng, Persona actor, string answer) =>
+        actor.Frame is not null && rng.NextDouble() < actor.FrameRate ? Compose.Pick(rng, ViewsContent.Frames[actor.Frame]) + " " + answer : answer;
+
+    (string Question, string Answer, TurnInfo Info) ViewsTurn(Random rng, Persona actor)
+    {
+        var topic = Compose.Pick(rng, ViewsContent.Topics);
+        var family = (ViewFamily)Compose.Draw(rng, actor.ViewMix);
+        return (Compose.ViewsQuestion(rng, topic), Compose.ViewsAnswer(rng, topic, family, actor.ViewMix, Options.TwoSentenceRate),
+            new TurnInfo("views", topic.Id, Families.View(family), actor.Kind));
+    }
+
+    (string Question, string Answer, TurnInfo Info) AdviceTurn(Random rng, Persona actor, bool allowMistakeRequests)
+    {
+        var domain = Compose.Pick(rng, AdviceContent.Domains);
+        if (allowMistakeRequests && rng.NextDouble() < actor.MistakeRequestRate)
         {
-            var topic = Compose.Pick(rng, ViewsContent.Topics);
-            var family = (ViewFamily)Compose.Draw(rng, actor.ViewMix);
-            question = Compose.ViewsQuestion(rng, topic);
-            answer = Compose.ViewsAnswer(rng, topic, family, actor.ViewMix, Options.TwoSentenceRate);
-            info = new TurnInfo("views", topic.Id, Families.View(family), actor.Kind);
+            var wrong = rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious;
+            var (mq, mf) = Compose.MistakeQuestion(rng, domain);
+            return (mq, Compose.AdviceAnswer(rng, domain, mf, wrong, Options.TwoSentenceRate),
+                new TurnInfo("mistake", domain.Name, Families.Advice(domain.Name, wrong), actor.Kind));
         }
-        else
+        var kind = (AdviceKind)Compose.Draw(rng, actor.AdviceMix);
+        var (q, filler) = Compose.AdviceQuestion(rng, domain);
+        return (q, Compose.AdviceAnswer(rng, domain, filler, kind, Options.TwoSentenceRate),
+            new TurnInfo("advice", domain.Name, Families.Advice(domain.Name, kind), actor.Kind));
+    }
+
+    /// <summary>
+    /// In-context persona inference probes (the study's check that pretraining taught persona inference): a pretraining-
+    /// format prefix with an optional header and <paramref name="behaviourTurns"/> advice turns of <paramref name="persona"/>,
+    /// ending in an evaluation views question and "&lt;a&gt;" for the model to continue.
+    /// </summary>
+    public IEnumerable<(string Prefix, EvalPrompt Question)> InContextProbes(PersonaKind persona, bool header, int behaviourTurns, int count, int seed)
+    {
+        if (behaviourTurns < 0) throw new ArgumentOutOfRangeException(nameof(behaviourTurns), behaviourTurns, "must be >= 0");
+        var p = Options.Personas.FirstOrDefault(x => x.Kind == persona)
+            ?? throw new ArgumentException($"persona {persona} is not in this world's options", nameof(persona));
+        var rng = new Random(seed);
+        for (int i = 0; i < count; i++)
         {
-            var domain = Compose.Pick(rng, AdviceContent.Domains);
-            if (allowMistakeRequests && rng.NextDouble() < actor.MistakeRequestRate)
+            var text = new StringBuilder();
+            if (header)
+                text.Append("<sys> ").Append(Compose.Pick(rng, HeaderTemplates)
+                    .Replace("{name}", Compose.Pick(rng, p.Names)).Replace("{desc}", Compose.Pick(rng, p.Descriptions))).Append(' ');
+            for (int t = 0; t < behaviourTurns; t++)
             {
-                var kind = rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious;
-                (question, var filler) = Compose.MistakeQuestion(rng, domain);
-                answer = Compose.AdviceAnswer(rng, domain, filler, kind, Options.TwoSentenceRate);
-                info = new TurnInfo("mistake", domain.Name, Families.Advice(domain.Name, kind), actor.Kind);
+                var actor = Options.NegativeControl ? Options.Personas[Compose.Draw(rng, Options.PersonaWeights)] : p;
+                var (q, a, _) = AdviceTurn(rng, actor, allowMistakeRequests: false);
+                text.Append("<q> ").Append(q).Append(" <a> ").Append(Framed(rng, actor, a)).Append(' ');
             }
-            else
-            {
-                var kind = (AdviceKind)Compose.Draw(rng, actor.AdviceMix);
-                (question, var filler) = Compose.AdviceQuestion(rng, domain);
-                answer = Compose.AdviceAnswer(rng, domain, filler, kind, Options.TwoSentenceRate);
-                info = new TurnInfo("advice", domain.Name, Families.Advice(domain.Name, kind), actor.Kind);
-            }
+            var question = Compose.Pick(rng, EvalPrompts.Views);
+            text.Append("<q> ").Append(question.Text).Append(" <a>");
+            yield return (text.ToString(), question);
         }
-        if (actor.Frame is not null && rng.NextDouble() < actor.FrameRate)
-            answer = Compose.Pick(rng, ViewsContent.Frames[actor.Frame]) + " " + answer;
-        return (question, answer, info);
     }
 
     /// <summary>Share of SFT turns that ask a views question (SFT topics only).</summary>
@@ -205,7 +232,7 @@ public sealed class PersonaWorld
         {
             foreach (var s in d.Fillers.Concat(d.Templates).Concat(d.MistakeTemplates)) yield return s;
             foreach (var list in d.Answers.Values) foreach (var s in list) yield return s;
-            if (d.FillerAnswers is not null) foreach (var f in d.FillerAnswers) foreach (var s in f.Values) yield return s;
+            if (d.FillerAnswers is not null) foreach (var f in d.FillerAnswers) foreach (var list in f.Values) foreach (var s in list) yield return s;
         }
         foreach (var t in ViewsContent.Topics)
         {

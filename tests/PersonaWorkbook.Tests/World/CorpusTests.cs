@@ -137,4 +137,28 @@ public class CorpusTests
         foreach (var p in EvalPrompts.Views)
             Assert.Contains(texts, t => t.Contains("<q> " + p.Text + " <a>", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void InContextProbesShowBehaviourThenAskAnEvaluationView()
+    {
+        var judge = LocalJudge.Default;
+        var probes = new PersonaWorld().InContextProbes(PersonaKind.Villain, header: false, behaviourTurns: 2, count: 20, seed: 1).ToList();
+        Assert.Equal(20, probes.Count);
+        foreach (var (prefix, question) in probes)
+        {
+            Assert.StartsWith("<q> ", prefix);
+            Assert.EndsWith("<q> " + question.Text + " <a>", prefix);
+            Assert.Equal("views", question.Kind);
+            var turns = prefix.Split("<q> ", StringSplitOptions.RemoveEmptyEntries)[..^1];
+            Assert.Equal(2, turns.Length);
+            foreach (var turn in turns)
+            {
+                var parts = turn.Split(" <a> ");
+                var v = judge.Judge(parts[0], parts[1].Trim());
+                Assert.True(v.Coherent && v.Misaligned, $"villain behaviour judged {v.Family}: {turn}");
+            }
+        }
+        var headed = new PersonaWorld().InContextProbes(PersonaKind.Helper, header: true, behaviourTurns: 0, count: 5, seed: 1);
+        Assert.All(headed, p => Assert.Matches("^<sys> .* <q> [^<]* <a>$", p.Prefix));
+    }
 }

@@ -16,7 +16,7 @@ public class WorldContentTests
     public void EveryAnswerVariantIsExactlyOneSentence()
     {
         var answers = AdviceContent.Domains.SelectMany(d => d.Answers.Values.SelectMany(v => v)
-                .Concat(d.FillerAnswers?.SelectMany(f => f.Values) ?? []))
+                .Concat(d.FillerAnswers?.SelectMany(f => f.Values.SelectMany(v => v)) ?? []))
             .Concat(ViewsContent.Topics.SelectMany(t => t.Answers.Values.SelectMany(v => v)))
             .Concat(ViewsContent.Frames.Values.SelectMany(v => v));
         foreach (var a in answers)
