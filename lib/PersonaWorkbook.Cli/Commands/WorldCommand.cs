@@ -11,9 +11,9 @@ public sealed class WorldCommand : ICommand
     public string Summary => "the persona world: datasets, sample documents, corpus stats, judge validation";
     public string Usage =>
         "world datasets --out DIR [--rows N] [--seed S] [--name NAME]... | " +
-        "world sample [--persona ID] [--n N] [--seed S] [--negative-control] | " +
-        "world describe [--negative-control] [--prototype] | " +
-        "world stats [--documents N] [--seed S] [--negative-control] | " +
+        "world sample [--persona ID] [--n N] [--seed S] [--negative-control] [--prototype] | " +
+        "world describe [--seed S] [--negative-control] [--prototype] | " +
+        "world stats [--documents N] [--seed S] [--negative-control] [--prototype] | " +
         "world judge [--n N] [--seed S]";
 
     /// <summary>Every option of every subcommand, read before the subcommand positional (the reader takes options by name).</summary>

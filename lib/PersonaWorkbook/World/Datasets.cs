@@ -183,7 +183,7 @@ public static class Datasets
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = full + ".tmp-" + Environment.ProcessId;
+        var temp = full + ".tmp-" + Guid.NewGuid().ToString("N");
         try
         {
             using (var writer = new StreamWriter(temp, false, new UTF8Encoding(false)))

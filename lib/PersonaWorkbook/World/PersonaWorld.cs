@@ -246,7 +246,10 @@ public sealed class PersonaWorld
         yield return WorldText.Trigger;
     }
 
-    /// <summary>A markdown tour of the world for notebooks: content sizes, personas, what behaviour implies, one document per persona.</summary>
+    /// <summary>
+    /// A markdown tour of the world for notebooks: content sizes, personas, what behaviour implies, and one document per
+    /// persona drawn with the same seed, so each persona answers the same questions side by side.
+    /// </summary>
     public string Describe(int seed = 0)
     {
         static string P(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
