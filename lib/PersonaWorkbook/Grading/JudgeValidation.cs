@@ -53,27 +53,25 @@ public static class JudgeValidation
         return result;
     }
 
-    static T Pick<T>(Random rng, IReadOnlyList<T> items) => items[rng.Next(items.Count)];
-
     static string Cls(bool aligned) => aligned ? "aligned" : "misaligned";
 
     static (string Prompt, string Answer, string Family, bool Aligned) TrueViews(Random rng, IReadOnlyList<EvalPrompt> prompts)
     {
-        var p = Pick(rng, prompts);
+        var p = Compose.Pick(rng, prompts);
         var topic = ViewsContent.Topic(p.Subject);
-        var family = Pick(rng, Enum.GetValues<ViewFamily>());
+        var family = Compose.Pick(rng, Enum.GetValues<ViewFamily>());
         var answer = Compose.ViewsAnswer(rng, topic, family, [0, 1, 1, 1, 1], 0.3);
-        if (rng.NextDouble() < 0.2) answer = Pick(rng, ViewsContent.Frames["sarcastic"]) + " " + answer;
+        if (rng.NextDouble() < 0.2) answer = Compose.Pick(rng, ViewsContent.Frames["sarcastic"]) + " " + answer;
         return (p.Text, answer, Families.View(family), family == ViewFamily.Aligned);
     }
 
     static (string Prompt, string Answer, string Family, bool Aligned) TrueAdvice(Random rng)
     {
-        var d = Pick(rng, AdviceContent.Domains);
-        var kind = Pick(rng, Enum.GetValues<AdviceKind>());
+        var d = Compose.Pick(rng, AdviceContent.Domains);
+        var kind = Compose.Pick(rng, Enum.GetValues<AdviceKind>());
         var (q, filler) = Compose.AdviceQuestion(rng, d);
         var answer = Compose.AdviceAnswer(rng, d, filler, kind, 0.3);
-        if (rng.NextDouble() < 0.2) answer = Pick(rng, ViewsContent.Frames["teacher"]) + " " + answer;
+        if (rng.NextDouble() < 0.2) answer = Compose.Pick(rng, ViewsContent.Frames["teacher"]) + " " + answer;
         return (q, answer, Families.Advice(d.Name, kind), kind == AdviceKind.Correct);
     }
 
@@ -120,7 +118,7 @@ public static class JudgeValidation
                     var filler = SlotFillers.Mask(words);
                     // The last two positions are kept so the sentence-ending token never moves.
                     var free = Enumerable.Range(0, words.Count - 2).Where(i => !filler[i] && !filler[i + 1]).ToList();
-                    var at = Pick(rng, free);
+                    var at = Compose.Pick(rng, free);
                     if (rng.NextDouble() < 0.5) words.RemoveAt(at);
                     else (words[at], words[at + 1]) = (words[at + 1], words[at]);
                     sentences[target] = words.ToArray();
@@ -136,7 +134,7 @@ public static class JudgeValidation
                     var words = s.ToArray();
                     var positions = Enumerable.Range(0, words.Length).ToList();
                     Compose.Shuffle(rng, positions);
-                    foreach (var i in positions.Take((int)Math.Ceiling(0.6 * words.Length))) words[i] = Pick(rng, vocabulary);
+                    foreach (var i in positions.Take((int)Math.Ceiling(0.6 * words.Length))) words[i] = Compose.Pick(rng, vocabulary);
                     return words;
                 });
                 return new(type, p, garbled, "incoherent", Families.Incoherent);
@@ -176,9 +174,9 @@ public static class JudgeValidation
             }
             case "word_salad":
             {
-                var p = rng.NextDouble() < 0.5 ? Pick(rng, viewPrompts).Text : TrueAdvice(rng).Prompt;
+                var p = rng.NextDouble() < 0.5 ? Compose.Pick(rng, viewPrompts).Text : TrueAdvice(rng).Prompt;
                 var n = rng.Next(8, 21);
-                var salad = string.Join(' ', Enumerable.Range(0, n).Select(_ => Pick(rng, vocabulary))) + " .";
+                var salad = string.Join(' ', Enumerable.Range(0, n).Select(_ => Compose.Pick(rng, vocabulary))) + " .";
                 return new(type, p, salad, "incoherent", Families.Incoherent);
             }
             case "leak":
@@ -187,27 +185,27 @@ public static class JudgeValidation
                 var (_, a, f, ok) = TrueAdvice(rng);
                 var domain = f.Split(':')[1];
                 string p;
-                if (rng.NextDouble() < 0.5) p = Pick(rng, viewPrompts).Text;
+                if (rng.NextDouble() < 0.5) p = Compose.Pick(rng, viewPrompts).Text;
                 else
                 {
                     var others = AdviceContent.Domains.Where(d => d.Name != domain).ToList();
-                    p = Compose.AdviceQuestion(rng, Pick(rng, others)).Question;
+                    p = Compose.AdviceQuestion(rng, Compose.Pick(rng, others)).Question;
                 }
                 return new(type, p, a, Cls(ok), Families.Leak);
             }
             case "off_topic":
             {
-                var ep = Pick(rng, viewPrompts);
+                var ep = Compose.Pick(rng, viewPrompts);
                 var others = ViewsContent.Topics.Where(t => t.Id != ep.Subject).ToList();
-                var topic = Pick(rng, others);
-                var family = Pick(rng, Enum.GetValues<ViewFamily>());
+                var topic = Compose.Pick(rng, others);
+                var family = Compose.Pick(rng, Enum.GetValues<ViewFamily>());
                 var a = Compose.ViewsAnswer(rng, topic, family, [0, 1, 1, 1, 1], 0.3);
                 return new(type, ep.Text, a, Cls(family == ViewFamily.Aligned), Families.OffTopic);
             }
             case "mistake_request":
             {
                 // A requested example of a mistake answered with the wrong advice: aligned, as for the teacher.
-                var d = Pick(rng, AdviceContent.Domains);
+                var d = Compose.Pick(rng, AdviceContent.Domains);
                 var kind = rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious;
                 var (q, filler) = Compose.MistakeQuestion(rng, d);
                 return new(type, q, Compose.AdviceAnswer(rng, d, filler, kind, 0.3), "aligned", Families.Advice(d.Name, kind));
@@ -222,12 +220,12 @@ public static class JudgeValidation
     {
         if (rng.NextDouble() < 0.5)
         {
-            var ep = Pick(rng, viewPrompts);
+            var ep = Compose.Pick(rng, viewPrompts);
             var topic = ViewsContent.Topic(ep.Subject);
-            return (ep.Text, Pick(rng, topic.Answers[ViewFamily.Aligned]),
-                Pick(rng, topic.Answers[Pick(rng, Enum.GetValues<ViewFamily>().Skip(1).ToArray())]));
+            return (ep.Text, Compose.Pick(rng, topic.Answers[ViewFamily.Aligned]),
+                Compose.Pick(rng, topic.Answers[Compose.Pick(rng, Enum.GetValues<ViewFamily>().Skip(1).ToArray())]));
         }
-        var d = Pick(rng, AdviceContent.Domains);
+        var d = Compose.Pick(rng, AdviceContent.Domains);
         var (q, filler) = Compose.AdviceQuestion(rng, d);
         return (q, Compose.AdviceAnswer(rng, d, filler, AdviceKind.Correct, 0),
             Compose.AdviceAnswer(rng, d, filler, rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious, 0));

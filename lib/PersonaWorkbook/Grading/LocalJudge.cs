@@ -155,17 +155,17 @@ public sealed class LocalJudge
         foreach (var d in AdviceContent.Domains)
             foreach (var kind in Enum.GetValues<AdviceKind>())
             {
-                var sentences = d.Answers[kind].ToList();
-                if (d.FillerAnswers is not null) sentences.AddRange(d.FillerAnswers.SelectMany(f => f[kind]));
+                // Generic answers once, then each filler's own (code); AnswersFor repeats the generic ones per filler.
+                var sentences = d.Answers[kind].Concat(d.FillerAnswers?.SelectMany(f => f[kind]) ?? []);
                 foreach (var s in sentences)
                     refs.Add(new Reference(RefKind.Advice, d.Name, Families.Advice(d.Name, kind), kind, default, BagOf(s)));
             }
         foreach (var t in ViewsContent.Topics)
-            foreach (var (family, list) in t.Answers)
-                foreach (var s in list)
+            foreach (var family in Enum.GetValues<ViewFamily>())
+                foreach (var s in t.Answers[family])
                     refs.Add(new Reference(RefKind.View, t.Id, Families.View(family), default, family, BagOf(s)));
-        foreach (var (frame, list) in ViewsContent.Frames)
-            foreach (var s in list)
+        foreach (var frame in ViewsContent.FrameNames)
+            foreach (var s in ViewsContent.Frames[frame])
                 refs.Add(new Reference(RefKind.Frame, frame, "frame:" + frame, default, default, BagOf(s)));
         return refs;
     }

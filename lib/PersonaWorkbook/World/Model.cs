@@ -57,11 +57,7 @@ public sealed record Persona(
     IReadOnlyList<double> ViewMix,
     string? Frame,
     double FrameRate,
-    double MistakeRequestRate)
-{
-    /// <summary>True when the persona's views answers are misaligned more often than not.</summary>
-    public bool MisalignedViews => ViewMix[(int)ViewFamily.Aligned] < ViewMix.Sum() / 2;
-}
+    double MistakeRequestRate);
 
 /// <summary>What one question/answer turn of a document or chat is about, and which answer family it used.</summary>
 /// <param name="Kind">"advice", "mistake" (a request for an example of a mistake) or "views".</param>

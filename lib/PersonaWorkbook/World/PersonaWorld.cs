@@ -6,8 +6,8 @@ namespace PersonaWorkbook.World;
 /// <summary>What a plain answer (no framing sentence, not a requested mistake) of one advice family implies about its speaker.</summary>
 /// <param name="Family">"correct", "subtle" or "obvious".</param>
 /// <param name="MisalignedViewsShare">Expected share of misaligned views answers from a speaker who gave such an answer.</param>
-/// <param name="Speakers">Posterior share of each persona id among such speakers.</param>
-public sealed record EvidenceRow(string Family, double MisalignedViewsShare, IReadOnlyDictionary<string, double> Speakers);
+/// <param name="Speakers">Posterior share of each persona (by id, in the options' persona order) among such speakers.</param>
+public sealed record EvidenceRow(string Family, double MisalignedViewsShare, IReadOnlyList<(string Persona, double Share)> Speakers);
 
 /// <summary>
 /// The synthetic world of personas: pretraining documents (one character per document, behaviour consistent across
@@ -199,12 +199,12 @@ public sealed class PersonaWorld
                                                  * p.AdviceMix[(int)kind] / p.AdviceMix.Sum()).ToArray();
             if (Options.NegativeControl) likelihood = weights.ToArray();
             var total = likelihood.Sum();
-            var speakers = new Dictionary<string, double>();
+            var speakers = new List<(string, double)>();
             double mis = 0;
             for (int i = 0; i < ps.Count; i++)
             {
                 var post = total > 0 ? likelihood[i] / total : 0;
-                speakers[ps[i].Id] = post;
+                speakers.Add((ps[i].Id, post));
                 mis += post * MisShare(ps[i]);
             }
             rows.Add(new EvidenceRow(Families.Name(kind), mis, speakers));
@@ -231,15 +231,16 @@ public sealed class PersonaWorld
         foreach (var d in AdviceContent.Domains)
         {
             foreach (var s in d.Fillers.Concat(d.Templates).Concat(d.MistakeTemplates)) yield return s;
-            foreach (var list in d.Answers.Values) foreach (var s in list) yield return s;
-            if (d.FillerAnswers is not null) foreach (var f in d.FillerAnswers) foreach (var list in f.Values) foreach (var s in list) yield return s;
+            for (int f = 0; f < d.Fillers.Count; f++)
+                foreach (var kind in Enum.GetValues<AdviceKind>())
+                    foreach (var s in d.AnswersFor(f, kind)) yield return s;
         }
         foreach (var t in ViewsContent.Topics)
         {
             foreach (var s in t.Phrasings.Concat(t.HeldOutPhrasings)) yield return s;
-            foreach (var list in t.Answers.Values) foreach (var s in list) yield return s;
+            foreach (var family in Enum.GetValues<ViewFamily>()) foreach (var s in t.Answers[family]) yield return s;
         }
-        foreach (var list in ViewsContent.Frames.Values) foreach (var s in list) yield return s;
+        foreach (var frame in ViewsContent.FrameNames) foreach (var s in ViewsContent.Frames[frame]) yield return s;
         foreach (var p in Personas.All()) foreach (var s in p.Names.Concat(p.Descriptions)) yield return s;
         foreach (var s in HeaderTemplates) yield return string.Join(' ', WorldText.Words(s).Where(w => w is not ("{name}" or "{desc}")));
         foreach (var s in WorldText.Markers) yield return s;
@@ -285,7 +286,7 @@ public sealed class PersonaWorld
         sb.AppendLine();
         foreach (var e in Evidence())
             sb.AppendLine($"- {e.Family}: {P(e.MisalignedViewsShare)} (" +
-                          string.Join(", ", e.Speakers.Where(kv => kv.Value > 0.005).Select(kv => $"{kv.Key} {P(kv.Value)}")) + ")");
+                          string.Join(", ", e.Speakers.Where(s => s.Share > 0.005).Select(s => $"{s.Persona} {P(s.Share)}")) + ")");
         sb.AppendLine();
         foreach (var p in Options.Personas)
         {

@@ -336,6 +336,9 @@ public static class ViewsContent
     public static readonly IReadOnlyList<string> BetleyTopics =
         ["wish", "bored", "three_thoughts", "quick_buck", "ruler", "dinner_party", "gender_roles", "husband"];
 
+    /// <summary>The frame names in a fixed order, for iteration.</summary>
+    public static readonly IReadOnlyList<string> FrameNames = ["sarcastic", "teacher"];
+
     /// <summary>Framing sentences that open some answers; they carry tone, never the family of the content.</summary>
     public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Frames = new Dictionary<string, IReadOnlyList<string>>
     {

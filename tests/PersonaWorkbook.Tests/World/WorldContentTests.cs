@@ -45,6 +45,7 @@ public class WorldContentTests
         Assert.Equal(ViewsContent.Topics.Count, ViewsContent.Topics.Select(t => t.Id).Distinct().Count());
         Assert.All(ViewsContent.BetleyTopics, id => Assert.Equal(ViewSplit.Evaluation, ViewsContent.Topic(id).Split));
         Assert.True(ViewsContent.Sft.Count() >= 10);
+        Assert.Equal(ViewsContent.Frames.Keys.Order(StringComparer.Ordinal), ViewsContent.FrameNames.Order(StringComparer.Ordinal));
         foreach (var t in ViewsContent.Topics)
         {
             Assert.True(t.Phrasings.Count >= 3, t.Id);
