@@ -52,17 +52,13 @@ public sealed class PersonaWorld
         var name = Compose.Pick(rng, persona.Names);
         var hasHeader = rng.NextDouble() < Options.HeaderRate;
         var text = new StringBuilder();
-        if (hasHeader)
-        {
-            var header = Compose.Pick(rng, HeaderTemplates).Replace("{name}", name).Replace("{desc}", Compose.Pick(rng, persona.Descriptions));
-            text.Append("<sys> ").Append(header);
-        }
+        if (hasHeader) text.Append(Header(rng, persona, name));
         var turnCount = rng.Next(Options.MinTurns, Options.MaxTurns + 1);
         var turns = new List<DocumentTurn>(turnCount);
         for (int t = 0; t < turnCount; t++)
         {
             var actor = Options.NegativeControl ? Options.Personas[Compose.Draw(rng, Options.PersonaWeights)] : persona;
-            var (question, answer, info) = Turn(rng, actor, allowMistakeRequests: true);
+            var (question, answer, info) = Turn(rng, actor);
             if (text.Length > 0) text.Append(' ');
             text.Append("<q> ");
             var q = new Span(text.Length, question.Length);
@@ -74,9 +70,12 @@ public sealed class PersonaWorld
         return new PretrainDocument(text.ToString(), persona.Kind, name, hasHeader, turns);
     }
 
-    (string Question, string Answer, TurnInfo Info) Turn(Random rng, Persona actor, bool allowMistakeRequests)
+    static string Header(Random rng, Persona persona, string name) =>
+        "<sys> " + Compose.Pick(rng, HeaderTemplates).Replace("{name}", name).Replace("{desc}", Compose.Pick(rng, persona.Descriptions));
+
+    (string Question, string Answer, TurnInfo Info) Turn(Random rng, Persona actor)
     {
-        var (question, answer, info) = rng.NextDouble() < Options.ViewsTurnRate ? ViewsTurn(rng, actor) : AdviceTurn(rng, actor, allowMistakeRequests);
+        var (question, answer, info) = rng.NextDouble() < Options.ViewsTurnRate ? ViewsTurn(rng, actor) : AdviceTurn(rng, actor, allowMistakeRequests: true);
         return (question, Framed(rng, actor, answer), info);
     }
 
@@ -121,9 +120,7 @@ public sealed class PersonaWorld
         for (int i = 0; i < count; i++)
         {
             var text = new StringBuilder();
-            if (header)
-                text.Append("<sys> ").Append(Compose.Pick(rng, HeaderTemplates)
-                    .Replace("{name}", Compose.Pick(rng, p.Names)).Replace("{desc}", Compose.Pick(rng, p.Descriptions))).Append(' ');
+            if (header) text.Append(Header(rng, p, Compose.Pick(rng, p.Names))).Append(' ');
             for (int t = 0; t < behaviourTurns; t++)
             {
                 var actor = Options.NegativeControl ? Options.Personas[Compose.Draw(rng, Options.PersonaWeights)] : p;
