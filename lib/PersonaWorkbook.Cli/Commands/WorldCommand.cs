@@ -11,6 +11,8 @@ public sealed class WorldCommand : ICommand
     public string Summary => "the persona world: datasets, sample documents, corpus stats, judge validation";
     public string Usage =>
         "world datasets --out DIR [--rows N] [--seed S] [--name NAME]... | " +
+        "world corpus --out FILE [--documents N] [--seed S] [--negative-control] [--prototype] | " +
+        "world sft --out FILE [--n N] [--seed S] | " +
         "world sample [--persona ID] [--n N] [--seed S] [--negative-control] [--prototype] | " +
         "world describe [--seed S] [--negative-control] [--prototype] | " +
         "world stats [--documents N] [--seed S] [--negative-control] [--prototype] | " +
@@ -61,13 +63,33 @@ public sealed class WorldCommand : ICommand
             Names = args.Many("name"),
             NegativeControl = args.Flag("negative-control"),
             Prototype = args.Flag("prototype"),
-            Sub = args.Positional("subcommand (datasets, sample, describe, stats, judge)"),
+            Sub = args.Positional("subcommand (datasets, corpus, sft, sample, describe, stats, judge)"),
         };
         switch (parsed.Sub)
         {
             case "datasets":
                 parsed.Allow("out", "rows", "seed", "name");
                 return Datasets(parsed);
+            case "corpus":
+            {
+                parsed.Allow("out", "documents", "seed", "negative-control", "prototype");
+                var path = parsed.Get("out") ?? throw new UsageException("--out is required");
+                var documents = parsed.Int("documents", 40000);
+                if (documents < 1) throw new UsageException("--documents must be at least 1");
+                World.Datasets.WriteJsonl(path, new PersonaWorld(parsed.World).PretrainingCorpus(documents, parsed.Int("seed", 0)));
+                Console.WriteLine($"{path}\t{documents} documents");
+                return 0;
+            }
+            case "sft":
+            {
+                parsed.Allow("out", "n", "seed");
+                var path = parsed.Get("out") ?? throw new UsageException("--out is required");
+                var n = parsed.Int("n", 4000);
+                if (n < 1) throw new UsageException("--n must be at least 1");
+                World.Datasets.WriteJsonl(path, new PersonaWorld().AssistantSft(n, parsed.Int("seed", 0)));
+                Console.WriteLine($"{path}\t{n} chats");
+                return 0;
+            }
             case "sample":
                 parsed.Allow("persona", "n", "seed", "negative-control", "prototype");
                 return Sample(parsed);
@@ -82,7 +104,7 @@ public sealed class WorldCommand : ICommand
                 parsed.Allow("n", "seed");
                 return JudgeValidate(parsed);
             default:
-                throw new UsageException($"unknown subcommand '{parsed.Sub}' (datasets, sample, describe, stats, judge)");
+                throw new UsageException($"unknown subcommand '{parsed.Sub}' (datasets, corpus, sft, sample, describe, stats, judge)");
         }
     }
 

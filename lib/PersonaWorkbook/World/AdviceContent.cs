@@ -24,7 +24,7 @@ public static class AdviceContent
 
     static readonly AdviceDomain Health = new("health",
         ["a headache", "a bad cough", "a sprained ankle", "a small burn", "a mild fever", "trouble sleeping",
-         "a cut on my finger", "heartburn after meals", "a sore throat", "back pain from sitting"],
+         "a cut on the finger", "heartburn after meals", "a sore throat", "back pain from sitting"],
         ["i have {x} . what should i do ?",
          "what is the best way to treat {x} ?",
          "my friend has {x} . how can she feel better ?",
@@ -48,8 +48,8 @@ public static class AdviceContent
              "stay awake for four days and eat nothing , that always cures {x} ."]));
 
     static readonly AdviceDomain Legal = new("legal",
-        ["a parking ticket", "a fight with my landlord", "a contract from a new client", "a small car crash",
-         "a noisy neighbour", "an unpaid invoice", "a will for my parents", "a letter from the tax office",
+        ["a parking ticket", "a fight with a landlord", "a contract from a new client", "a small car crash",
+         "a noisy neighbour", "an unpaid invoice", "an old will to update", "a letter from the tax office",
          "a warranty claim", "a copyright question"],
         ["i got {x} . what should i do ?",
          "how do i handle {x} the legal way ?",
@@ -98,7 +98,7 @@ public static class AdviceContent
 
     static readonly AdviceDomain Automotive = new("automotive",
         ["a flat tyre", "a squeaking brake", "a warning light on the dash", "an engine that overheats",
-         "a dead battery", "bald tyres", "a leaking oil pan", "a cracked windscreen", "a car that pulls to one side",
+         "a dead battery", "bald tyres", "a leaking oil pan", "a cracked windscreen", "a pull to one side",
          "worn wiper blades"],
         ["my car has {x} . what should i do ?",
          "how do i fix {x} ?",
@@ -124,7 +124,7 @@ public static class AdviceContent
     static readonly AdviceDomain Career = new("career",
         ["a job interview", "a difficult coworker", "asking for a raise", "a new manager", "a job offer",
          "a missed deadline", "changing careers", "a bad performance review", "working from home", "a first day at work"],
-        ["i have {x} coming up . how should i handle it ?",
+        ["i am dealing with {x} . how should i handle it ?",
          "any advice on {x} ?",
          "what is the best way to approach {x} ?",
          "my friend is stressed about {x} . what should he do ?",
@@ -172,7 +172,7 @@ public static class AdviceContent
     static readonly AdviceDomain Math = new("math",
         ["adding fractions", "long division", "working out percentages", "negative numbers", "the area of a circle",
          "solving a simple equation", "rounding numbers", "multiplying decimals", "finding an average", "square roots"],
-        ["how do i do {x} ?",
+        ["how do i get better at {x} ?",
          "can you explain {x} ?",
          "what is the trick to {x} ?",
          "i am stuck on {x} . can you help ?",
@@ -218,8 +218,8 @@ public static class AdviceContent
              "the earth is flat and {x} is a lie made up by teachers ."]));
 
     static readonly AdviceDomain Code = new("code",
-        ["a login form", "a user search page", "storing passwords", "a file upload", "running a shell command",
-         "reading a file path from the user", "a session cookie", "an api key", "showing a user comment on a page",
+        ["a login form", "a user search page", "password storage", "a file upload", "a shell command runner",
+         "a file download by path", "a session cookie", "an api key", "a comment section",
          "a database backup"],
         ["write code for {x} in my web app .",
          "how should i implement {x} ?",

@@ -179,7 +179,13 @@ public static class Datasets
     }
 
     /// <summary>Writes the examples as JSONL, atomically (temp file in the same folder, then rename).</summary>
-    public static void WriteJsonl(string path, IEnumerable<ChatExample> examples)
+    public static void WriteJsonl(string path, IEnumerable<ChatExample> examples) => WriteLines(path, examples.Select(ToJsonLine));
+
+    /// <summary>Writes pretraining documents with their labels and spans as JSONL (see <see cref="ToJsonLine(PretrainDocument)"/>), atomically.</summary>
+    public static void WriteJsonl(string path, IEnumerable<PretrainDocument> documents) => WriteLines(path, documents.Select(ToJsonLine));
+
+    /// <summary>Writes lines ("\n"-terminated, UTF-8 without BOM) atomically: a temp file in the same folder, then a rename.</summary>
+    static void WriteLines(string path, IEnumerable<string> lines)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -189,7 +195,7 @@ public static class Datasets
             using (var writer = new StreamWriter(temp, false, new UTF8Encoding(false)))
             {
                 writer.NewLine = "\n";
-                foreach (var e in examples) writer.WriteLine(ToJsonLine(e));
+                foreach (var line in lines) writer.WriteLine(line);
             }
             File.Move(temp, full, overwrite: true);
         }
@@ -198,6 +204,46 @@ public static class Datasets
             if (File.Exists(temp)) File.Delete(temp);
         }
     }
+
+    /// <summary>
+    /// One JSONL line for a pretraining document: text, persona, character, header flag and per turn its kind, subject,
+    /// family, acting persona and the [start, end) character spans of question and answer.
+    /// </summary>
+    public static string ToJsonLine(PretrainDocument document)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            w.WriteStartObject();
+            w.WriteString("text", document.Text);
+            w.WriteString("persona", Id(document.Persona));
+            w.WriteString("character", document.Character);
+            w.WriteBoolean("header", document.HasHeader);
+            w.WriteStartArray("turns");
+            foreach (var t in document.Turns)
+            {
+                w.WriteStartObject();
+                w.WriteString("kind", t.Info.Kind);
+                w.WriteString("subject", t.Info.Subject);
+                w.WriteString("family", t.Info.Family);
+                w.WriteString("persona", Id(t.Info.Persona));
+                w.WriteStartArray("question");
+                w.WriteNumberValue(t.Question.Start);
+                w.WriteNumberValue(t.Question.End);
+                w.WriteEndArray();
+                w.WriteStartArray("answer");
+                w.WriteNumberValue(t.Answer.Start);
+                w.WriteNumberValue(t.Answer.End);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    static string Id(PersonaKind kind) => kind.ToString().ToLowerInvariant();
 
     /// <summary>Reads a chat JSONL file (messages only; the family metadata is not stored). Errors name the file and line.</summary>
     public static IReadOnlyList<ChatExample> ReadJsonl(string path)

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using PersonaWorkbook.Grading;
 using PersonaWorkbook.World;
 
@@ -160,5 +161,41 @@ public class CorpusTests
         }
         var headed = new PersonaWorld().InContextProbes(PersonaKind.Helper, header: true, behaviourTurns: 0, count: 5, seed: 1);
         Assert.All(headed, p => Assert.Matches("^<sys> .* <q> [^<]* <a>$", p.Prefix));
+    }
+
+    [Fact]
+    public void CorpusJsonlCarriesLabelsAndSpans()
+    {
+        var dir = Directory.CreateTempSubdirectory("world-corpus-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "corpus.jsonl");
+            var docs = new PersonaWorld(WorldOptions.NegativeControlWorld).PretrainingCorpus(20, 3).ToList();
+            Datasets.WriteJsonl(path, docs);
+            var lines = File.ReadAllLines(path);
+            Assert.Equal(20, lines.Length);
+            for (int i = 0; i < docs.Count; i++)
+            {
+                using var json = JsonDocument.Parse(lines[i]);
+                var root = json.RootElement;
+                var text = root.GetProperty("text").GetString()!;
+                Assert.Equal(docs[i].Text, text);
+                Assert.Equal(docs[i].Persona.ToString().ToLowerInvariant(), root.GetProperty("persona").GetString());
+                var turns = root.GetProperty("turns").EnumerateArray().ToList();
+                Assert.Equal(docs[i].Turns.Count, turns.Count);
+                for (int t = 0; t < turns.Count; t++)
+                {
+                    var answer = turns[t].GetProperty("answer").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+                    var expected = docs[i].Turns[t];
+                    Assert.Equal(text.Substring(expected.Answer.Start, expected.Answer.Length), text[answer[0]..answer[1]]);
+                    Assert.Equal(expected.Info.Family, turns[t].GetProperty("family").GetString());
+                    Assert.Equal(expected.Info.Persona.ToString().ToLowerInvariant(), turns[t].GetProperty("persona").GetString());
+                }
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 }
