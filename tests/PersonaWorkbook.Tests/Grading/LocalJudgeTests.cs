@@ -145,7 +145,7 @@ public class LocalJudgeTests
     public void AStrictThresholdJudgeIsMeasurablyWorse()
     {
         // The validation must be able to fail: a judge that demands verbatim sentences rejects light perturbations.
-        var strict = new LocalJudge(f1Threshold: 1.0, bigramThreshold: 1.0, maxUnexplainedRun: 0, maxUnexplained: 0);
+        var strict = new LocalJudge(f1Threshold: 1.0, bigramThreshold: 1.0, maxUnexplained: 0);
         var report = JudgeValidation.Run(strict, 550, 424242);
         Assert.True(report.PerCaseType["light_perturbation"] < 0.2, report.ToString());
     }
