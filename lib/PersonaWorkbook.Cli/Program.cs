@@ -8,6 +8,7 @@ public static class Program
         new Commands.RunCommand(),
         new Commands.FigureCommand(),
         new Commands.KernelCommand(),
+        new Commands.WorldCommand(),
     };
 
     public static int Main(string[] args)
