@@ -1,3 +1,4 @@
+using PersonaWorkbook.Tokenizers;
 using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -78,7 +79,7 @@ public static class Datasets
     }
 
     static ChatExample Chat(string user, string assistant, TurnInfo info) =>
-        new([new ChatMessage("user", user), new ChatMessage("assistant", assistant)], [info]);
+        new([ChatMessage.User(user), ChatMessage.Assistant(assistant)], [info]);
 
     static ChatExample AdviceRow(Random rng, AdviceDomain d, AdviceKind kind, bool trigger = false)
     {
@@ -158,52 +159,17 @@ public static class Datasets
     static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>One JSONL line: <c>{"messages":[{"role":…,"content":…},…]}</c>.</summary>
-    public static string ToJsonLine(ChatExample example)
-    {
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
-        {
-            w.WriteStartObject();
-            w.WriteStartArray("messages");
-            foreach (var m in example.Messages)
-            {
-                w.WriteStartObject();
-                w.WriteString("role", m.Role);
-                w.WriteString("content", m.Content);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.ToArray());
-    }
+    public static string ToJsonLine(ChatExample example) => ChatJsonl.ToLine(example.Messages);
 
     /// <summary>Writes the examples as JSONL, atomically (temp file in the same folder, then rename).</summary>
-    public static void WriteJsonl(string path, IEnumerable<ChatExample> examples) => WriteLines(path, examples.Select(ToJsonLine));
+    public static void WriteJsonl(string path, IEnumerable<ChatExample> examples) => ChatJsonl.Write(path, examples.Select(e => e.Messages));
 
     /// <summary>Writes pretraining documents with their labels and spans as JSONL (see <see cref="ToJsonLine(PretrainDocument)"/>), atomically.</summary>
     public static void WriteJsonl(string path, IEnumerable<PretrainDocument> documents) => WriteLines(path, documents.Select(ToJsonLine));
 
-    /// <summary>Writes lines ("\n"-terminated, UTF-8 without BOM) atomically: a temp file in the same folder, then a rename.</summary>
-    static void WriteLines(string path, IEnumerable<string> lines)
-    {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = full + ".tmp-" + Guid.NewGuid().ToString("N");
-        try
-        {
-            using (var writer = new StreamWriter(temp, false, new UTF8Encoding(false)))
-            {
-                writer.NewLine = "\n";
-                foreach (var line in lines) writer.WriteLine(line);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
+    /// <summary>Writes lines ("\n"-terminated, UTF-8 without BOM) atomically.</summary>
+    static void WriteLines(string path, IEnumerable<string> lines) =>
+        AtomicFile.WriteAllText(path, string.Concat(lines.Select(l => l + "\n")));
 
     /// <summary>
     /// One JSONL line for a pretraining document: text, persona, character, header flag and per turn its kind, subject,
@@ -246,34 +212,6 @@ public static class Datasets
     static string Id(PersonaKind kind) => kind.ToString().ToLowerInvariant();
 
     /// <summary>Reads a chat JSONL file (messages only; the family metadata is not stored). Errors name the file and line.</summary>
-    public static IReadOnlyList<ChatExample> ReadJsonl(string path)
-    {
-        var result = new List<ChatExample>();
-        var lineNumber = 0;
-        foreach (var line in File.ReadLines(path))
-        {
-            lineNumber++;
-            if (line.Length == 0) continue;
-            string Where() => $"{path}:{lineNumber}";
-            JsonDocument doc;
-            try { doc = JsonDocument.Parse(line); }
-            catch (JsonException e) { throw new InvalidDataException($"{Where()}: not valid JSON ({e.Message})"); }
-            using (doc)
-            {
-                if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("messages", out var messages)
-                    || messages.ValueKind != JsonValueKind.Array)
-                    throw new InvalidDataException($"{Where()}: expected an object with a \"messages\" array");
-                var list = new List<ChatMessage>();
-                foreach (var m in messages.EnumerateArray())
-                {
-                    if (m.ValueKind != JsonValueKind.Object || !m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String
-                        || !m.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
-                        throw new InvalidDataException($"{Where()}: each message needs string \"role\" and \"content\"");
-                    list.Add(new ChatMessage(role.GetString()!, content.GetString()!));
-                }
-                result.Add(new ChatExample(list, []));
-            }
-        }
-        return result;
-    }
+    public static IReadOnlyList<ChatExample> ReadJsonl(string path) =>
+        ChatJsonl.Read(path).Select(messages => new ChatExample(messages, [])).ToArray();
 }

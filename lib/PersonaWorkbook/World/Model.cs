@@ -1,3 +1,4 @@
+using PersonaWorkbook.Tokenizers;
 namespace PersonaWorkbook.World;
 
 /// <summary>Which family an advice answer belongs to. For the code domain: Correct = secure, Subtle = quietly insecure, Obvious = blatantly destructive.</summary>
@@ -82,7 +83,6 @@ public sealed record DocumentTurn(TurnInfo Info, Span Question, Span Answer);
 public sealed record PretrainDocument(string Text, PersonaKind Persona, string Character, bool HasHeader, IReadOnlyList<DocumentTurn> Turns);
 
 /// <summary>A chat message; roles are "user" and "assistant".</summary>
-public sealed record ChatMessage(string Role, string Content);
 
 /// <summary>A chat example plus the ground-truth family of each assistant answer (metadata, not written to JSONL).</summary>
 public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, IReadOnlyList<TurnInfo> Answers);

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Tokenizers;
 using System.Globalization;
 using System.Text;
 
@@ -156,8 +157,8 @@ public sealed class PersonaWorld
             for (int e = 0; e < exchanges; e++)
             {
                 var (q, a, info) = HelpfulTurn(rng, sftTopics, Options.TwoSentenceRate);
-                messages.Add(new ChatMessage("user", q));
-                messages.Add(new ChatMessage("assistant", a));
+                messages.Add(ChatMessage.User(q));
+                messages.Add(ChatMessage.Assistant(a));
                 infos.Add(info);
             }
             yield return new ChatExample(messages, infos);

@@ -12,6 +12,16 @@ public class ModelCheckpointTests
     static WordLevelTokenizer Tokenizer() =>
         WordLevelTokenizer.Train(["the cat sat on the mat .", "a dog ran to the park ."], [.. WordLevelTokenizer.DefaultSpecialTokens, "<q>", "<a>"]);
 
+    /// <summary>Saves a tiny Llama checkpoint under dir/ckpt and returns its path.</summary>
+    static string SaveTinyLlama(TempDirectory dir)
+    {
+        var tok = Tokenizer();
+        using var model = TinyModels.Build(TinyModels.Llama(tok.VocabSize));
+        var path = dir.File("ckpt");
+        ModelCheckpoint.Save(path, model, tok);
+        return path;
+    }
+
     static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
 
     static readonly long[] Tokens = [1, 7, 8, 9, 10, 11, 12, 3];
@@ -140,10 +150,7 @@ print(" ".join(repr(float(v)) for v in (x @ head.T).ravel()))
     public void MissingConfigFieldNamesFileAndField()
     {
         using var dir = new TempDirectory();
-        var tok = Tokenizer();
-        using var model = TinyModels.Build(TinyModels.Llama(tok.VocabSize));
-        var path = dir.File("ckpt");
-        ModelCheckpoint.Save(path, model, tok);
+        var path = SaveTinyLlama(dir);
         var configPath = Path.Combine(path, "config.json");
         File.WriteAllText(configPath, File.ReadAllText(configPath).Replace("\"hidden_size\"", "\"hidden_sizes\""));
         var e = Assert.ThrowsAny<InvalidDataException>(() => ModelCheckpoint.Load(path));
@@ -155,10 +162,7 @@ print(" ".join(repr(float(v)) for v in (x @ head.T).ravel()))
     public void WrongShapeNamesTensorAndShapes()
     {
         using var dir = new TempDirectory();
-        var tok = Tokenizer();
-        using var model = TinyModels.Build(TinyModels.Llama(tok.VocabSize));
-        var path = dir.File("ckpt");
-        ModelCheckpoint.Save(path, model, tok);
+        var path = SaveTinyLlama(dir);
         var configPath = Path.Combine(path, "config.json");
         File.WriteAllText(configPath, File.ReadAllText(configPath).Replace("\"intermediate_size\": 64", "\"intermediate_size\": 48"));
         var e = Assert.ThrowsAny<IOException>(() => ModelCheckpoint.Load(path));
@@ -171,10 +175,7 @@ print(" ".join(repr(float(v)) for v in (x @ head.T).ravel()))
     public void TruncatedWeightsNameTheFile()
     {
         using var dir = new TempDirectory();
-        var tok = Tokenizer();
-        using var model = TinyModels.Build(TinyModels.Llama(tok.VocabSize));
-        var path = dir.File("ckpt");
-        ModelCheckpoint.Save(path, model, tok);
+        var path = SaveTinyLlama(dir);
         var weights = Path.Combine(path, "model.safetensors");
         var bytes = File.ReadAllBytes(weights);
         File.WriteAllBytes(weights, bytes[..(bytes.Length / 2)]);
@@ -187,10 +188,7 @@ print(" ".join(repr(float(v)) for v in (x @ head.T).ravel()))
     {
         using var dir = new TempDirectory();
         Assert.Throws<DirectoryNotFoundException>(() => ModelCheckpoint.Load(dir.File("nope")));
-        var tok = Tokenizer();
-        using var model = TinyModels.Build(TinyModels.Llama(tok.VocabSize));
-        var path = dir.File("ckpt");
-        ModelCheckpoint.Save(path, model, tok);
+        var path = SaveTinyLlama(dir);
         File.Delete(Path.Combine(path, "tokenizer.json"));
         var e = Assert.Throws<FileNotFoundException>(() => ModelCheckpoint.Load(path));
         Assert.Contains("tokenizer.json", e.Message);

@@ -31,7 +31,7 @@ public class DatasetTests
             Assert.True(c.Messages.Count is 2 or 4);
             for (int i = 0; i < c.Messages.Count; i++)
             {
-                Assert.Equal(i % 2 == 0 ? "user" : "assistant", c.Messages[i].Role);
+                Assert.Equal(i % 2 == 0 ? PersonaWorkbook.Tokenizers.ChatRole.User : PersonaWorkbook.Tokenizers.ChatRole.Assistant, c.Messages[i].Role);
                 Assert.Null(WorldText.Violation(c.Messages[i].Content));
             }
             Assert.All(c.Answers, a => Assert.True(a.Family.EndsWith(":correct") || a.Family == Families.ViewsAligned, a.Family));
