@@ -32,12 +32,12 @@ public sealed class Trainer
         device = TrainingDevice.Resolve(options.Device);
         TrainingDevice.CheckDtype(device, options.Dtype);
         var first = model.parameters().First();
-        if (first.device != device || first.dtype != options.Dtype) model.to(device, options.Dtype);
+        if (!TrainingDevice.Same(first.device, device) || first.dtype != options.Dtype) model.to(device, options.Dtype);
         this.parameters = (parameters ?? model.parameters().Where(p => p.requires_grad)).ToArray();
         if (this.parameters.Length == 0) throw new ArgumentException("nothing to train: no parameter requires grad");
         foreach (var p in this.parameters)
         {
-            if (p.device != device || p.dtype != options.Dtype)
+            if (!TrainingDevice.Same(p.device, device) || p.dtype != options.Dtype)
                 throw new ArgumentException($"a trained parameter of shape [{string.Join(", ", p.shape)}] is {p.dtype} on {p.device}, " +
                                             $"but training runs in {options.Dtype} on {device}; move it (e.g. lora.to(...)) before creating the trainer");
             if (!p.requires_grad)

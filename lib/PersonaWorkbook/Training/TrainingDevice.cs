@@ -20,6 +20,10 @@ public static class TrainingDevice
         throw new ArgumentException($"unknown device '{name}'; use cpu, cuda, cuda:N or auto");
     }
 
+    /// <summary>Device equality by value ("cuda" means cuda:0, as it does for a tensor placed there).</summary>
+    public static bool Same(Device a, Device b) =>
+        a.type == b.type && Math.Max(a.index, 0) == Math.Max(b.index, 0);
+
     /// <summary>Float32 anywhere; bfloat16 on CUDA only.</summary>
     public static void CheckDtype(Device device, ScalarType dtype)
     {
