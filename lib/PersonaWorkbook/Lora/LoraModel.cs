@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Models;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -15,6 +16,8 @@ namespace PersonaWorkbook.Lora;
 /// </summary>
 public sealed class LoraModel : nn.Module
 {
+    public const string ConfigFileName = "adapter_config.json";
+    public const string WeightsFileName = "adapter_model.safetensors";
     const string KeyPrefix = "base_model.model.";
     static readonly Regex LayerIndexPattern = new(@"^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$", RegexOptions.CultureInvariant);
 
@@ -94,6 +97,40 @@ public sealed class LoraModel : nn.Module
     }
 
     static string PeftKey(LoraLayer a, string which) => $"{KeyPrefix}{a.ModulePath}.{which}.weight";
+
+    /// <summary>
+    /// Writes the PEFT layout into <paramref name="directory"/>: adapter_config.json and adapter_model.safetensors
+    /// (adapter weights in their own dtype), each atomically.
+    /// </summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        SafeTensors.Save(Path.Combine(directory, WeightsFileName), AdapterTensors());
+        Config.Save(Path.Combine(directory, ConfigFileName));
+    }
+
+    /// <summary>Attaches the adapter saved in <paramref name="directory"/> (PEFT layout) to <paramref name="model"/>.</summary>
+    public static LoraModel Load(LlamaForCausalLM model, string directory)
+    {
+        var config = LoraConfig.Load(Path.Combine(directory, ConfigFileName));
+        var weightsPath = Path.Combine(directory, WeightsFileName);
+        var tensors = SafeTensors.Load(weightsPath);
+        var lora = Attach(model, config);
+        try
+        {
+            lora.LoadAdapterTensors(tensors, weightsPath);
+        }
+        catch
+        {
+            lora.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        return lora;
+    }
 
     /// <summary>
     /// Copies adapter weights from PEFT-keyed tensors; every adapter must be present with its exact shape, and no

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Lora;
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Tests.Models;
@@ -185,5 +186,75 @@ public class LoraTests
         var e = Assert.Throws<ArgumentException>(() => LoraModel.Attach(model, Config(layers: [0, 5])));
         Assert.Contains("5", e.Message);
         using var logits = model.forward(Ids); // no hook left behind
+    }
+
+    static string TempDir() => Directory.CreateTempSubdirectory("lora-test-").FullName;
+
+    [Fact]
+    public void SaveLoadRoundTripUsesPeftLayout()
+    {
+        var dir = TempDir();
+        try
+        {
+            using var model = TinyModels.Build(TinyModels.Llama());
+            Tensor adapted;
+            using (var lora = LoraModel.Attach(model, Config(r: 2, layers: [1])))
+            {
+                RandomizeB(lora);
+                adapted = model.forward(Ids);
+                lora.Save(dir);
+            }
+            Assert.True(File.Exists(Path.Combine(dir, "adapter_config.json")));
+            using (var tensors = new DisposableDict(SafeTensors.Load(Path.Combine(dir, "adapter_model.safetensors"))))
+            {
+                var expected = new[] { "q_proj", "v_proj", "o_proj" }.Select(m => $"self_attn.{m}").Append("mlp.down_proj")
+                    .SelectMany(m => new[] { $"base_model.model.model.layers.1.{m}.lora_A.weight", $"base_model.model.model.layers.1.{m}.lora_B.weight" });
+                Assert.Equal(expected.Order(), tensors.Value.Keys.Order());
+                Assert.Equal(new long[] { 2, 64 }, tensors.Value["base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"].shape);  // [r, in]
+                Assert.Equal(new long[] { 32, 2 }, tensors.Value["base_model.model.model.layers.1.mlp.down_proj.lora_B.weight"].shape);  // [out, r]
+            }
+            using var baseOnly = model.forward(Ids);
+            Assert.False(allclose(baseOnly, adapted, rtol: 0, atol: 1e-3));
+            using var loaded = LoraModel.Load(model, dir);
+            Assert.Equal(2, loaded.Config.R);
+            using var reloaded = model.forward(Ids);
+            Assert.True(allclose(reloaded, adapted, rtol: 0, atol: 0));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void LoadingMismatchedWeightsNamesFileAndTensor()
+    {
+        var dir = TempDir();
+        try
+        {
+            using var model = TinyModels.Build(TinyModels.Llama());
+            using (var lora = LoraModel.Attach(model, Config(r: 2))) lora.Save(dir);
+            // Same modules at another rank: every tensor has the wrong shape.
+            Config(r: 3).Save(Path.Combine(dir, "adapter_config.json"));
+            var e = Assert.Throws<InvalidDataException>(() => LoraModel.Load(model, dir));
+            Assert.Contains("adapter_model.safetensors", e.Message);
+            Assert.Contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", e.Message);
+            Assert.Contains("[2, 32]", e.Message);
+            Assert.All(model.parameters(), p => Assert.True(p.requires_grad)); // the failed load detached itself
+            // More target modules than the file has: a tensor is missing.
+            Config(r: 2, targets: ["q_proj", "k_proj"]).Save(Path.Combine(dir, "adapter_config.json"));
+            Assert.Contains("missing tensor 'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight'",
+                Assert.Throws<InvalidDataException>(() => LoraModel.Load(model, dir)).Message);
+            // Fewer: the file has tensors the config does not explain.
+            Config(r: 2, targets: ["q_proj"]).Save(Path.Combine(dir, "adapter_config.json"));
+            Assert.Contains("unexpected tensor", Assert.Throws<InvalidDataException>(() => LoraModel.Load(model, dir)).Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    sealed class DisposableDict(Dictionary<string, Tensor> value) : IDisposable
+    {
+        public Dictionary<string, Tensor> Value { get; } = value;
+        public void Dispose()
+        {
+            foreach (var t in Value.Values) t.Dispose();
+        }
     }
 }
