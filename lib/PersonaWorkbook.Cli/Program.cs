@@ -9,6 +9,7 @@ public static class Program
         new Commands.FigureCommand(),
         new Commands.KernelCommand(),
         new Commands.WorldCommand(),
+        new Commands.BenchCommand(),
     };
 
     public static int Main(string[] args)
