@@ -7,6 +7,9 @@ public static class Program
     {
         new Commands.RunCommand(),
         new Commands.FigureCommand(),
+        new Commands.KernelCommand(),
+        new Commands.WorldCommand(),
+        new Commands.BenchCommand(),
     };
 
     public static int Main(string[] args)

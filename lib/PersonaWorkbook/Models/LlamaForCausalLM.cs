@@ -8,6 +8,8 @@ namespace PersonaWorkbook.Models;
 
 // Module field names are the Hugging Face checkpoint keys (model.layers.{i}.self_attn.q_proj.weight, ...), so a
 // safetensors state dict loads without a renaming table. Hence the snake_case fields.
+// Projections are invoked with call(), not forward(): only call() runs TorchSharp forward hooks, which is how LoRA
+// adapters (PersonaWorkbook.Lora) add their low-rank path without changing the module tree or its state-dict keys.
 #pragma warning disable IDE1006
 
 /// <summary>Root-mean-square layer norm, computed in float32 like HF's LlamaRMSNorm.</summary>
@@ -86,9 +88,9 @@ public sealed class LlamaAttention : Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KVCache? cache, int layer)
     {
         var (B, T) = (x.shape[0], x.shape[1]);
-        var q = q_proj.forward(x).view(B, T, nHeads, headDim).transpose(1, 2);   // (B, nh, T, hd)
-        var k = k_proj.forward(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
-        var v = v_proj.forward(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
+        var q = q_proj.call(x).view(B, T, nHeads, headDim).transpose(1, 2);   // (B, nh, T, hd)
+        var k = k_proj.call(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
+        var v = v_proj.call(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);               // (B, nkv, T_past + T, hd)
@@ -100,7 +102,7 @@ public sealed class LlamaAttention : Module
         }
         var y = functional.scaled_dot_product_attention(q, k, v, attn_mask: mask); // (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, nHeads * headDim);           // (B, T, nh*hd)
-        return o_proj.forward(y);
+        return o_proj.call(y);
     }
 }
 
@@ -118,7 +120,7 @@ public sealed class LlamaMLP : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        down_proj.forward(functional.silu(gate_proj.forward(x)) * up_proj.forward(x));
+        down_proj.call(functional.silu(gate_proj.call(x)) * up_proj.call(x));
 }
 
 /// <summary>One pre-norm transformer block, with the TransformerLens activation sites of its residual stream.</summary>
@@ -203,7 +205,7 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
         model = new LlamaModel(config);
         lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false);
         if (config.TieWordEmbeddings)
-            lm_head.weight = model.EmbedTokens.weight; // one tensor, one state-dict entry kept by HF on save
+            lm_head.weight = model.EmbedTokens.weight!; // one tensor; HF keeps only the embedding key on save
         Hooks = new HookRunner(config.NumHiddenLayers);
         RegisterComponents();
         InitWeights();

@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using PersonaWorkbook.Generation;
+using PersonaWorkbook.Models;
+using PersonaWorkbook.Training;
+using static TorchSharp.torch;
+
+namespace PersonaWorkbook.Benchmarks;
+
+/// <summary>What the foundation benchmark runs; the PyTorch peer gets the same values.</summary>
+public sealed record BenchmarkSettings
+{
+    /// <summary>The default small configuration (about 4 M parameters, context 128).</summary>
+    public ModelConfig Config { get; init; } = new();
+    public int Steps { get; init; } = 20;
+    /// <summary>Untimed training steps first (allocator and thread-pool warm-up).</summary>
+    public int WarmupSteps { get; init; } = 3;
+    public int BatchSize { get; init; } = 8;
+    public int ContextLength { get; init; } = 128;
+    public int PromptLength { get; init; } = 16;
+    public int NewTokens { get; init; } = 112;
+    public int Threads { get; init; } = 2;
+    public int Seed { get; init; }
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>Side of the square float32 matrices timed for the reference matmul rate.</summary>
+    public int MatmulSize { get; init; } = 1024;
+}
+
+/// <summary>Throughput of one implementation (tokens per second; FLOP/s for the reference matmul).</summary>
+public sealed record BenchmarkResult(
+    string Runtime,
+    long Parameters,
+    double TrainTokensPerSecond,
+    double GenerationCachedTokensPerSecond,
+    double GenerationUncachedTokensPerSecond,
+    double MatmulFlopsPerSecond,
+    double FinalLoss,
+    string Blas);
+
+/// <summary>
+/// Trains the default small Llama for a fixed number of steps on random tokens and samples from it greedily with and
+/// without the KV cache, here (TorchSharp) and in the same architecture written in PyTorch (peer_llama.py).
+/// </summary>
+public static class ModelBenchmark
+{
+    /// <summary>
+    /// Training FLOPs per token, Kaplan et al.'s estimate: 3 × (2·N + 2·L·T·d) with N the parameters that take part
+    /// in matrix products (all but the embedding table, which is a lookup) and 2·L·T·d for the attention scores and
+    /// their weighted sum over a context of T; backward costs twice the forward pass.
+    /// </summary>
+    public static double TrainingFlopsPerToken(ModelConfig c, long parameters, int contextLength)
+    {
+        long matmulParams = parameters - (long)c.VocabSize * c.HiddenSize;
+        double attention = 2.0 * c.NumHiddenLayers * contextLength * c.NumAttentionHeads * c.HeadDim;
+        return 3 * (2.0 * matmulParams + attention);
+    }
+
+    public static BenchmarkResult RunTorchSharp(BenchmarkSettings s)
+    {
+        set_num_threads(s.Threads);
+        manual_seed(s.Seed);
+        var matmul = MatmulFlopsPerSecond(s.MatmulSize);
+        using var model = new LlamaForCausalLM(s.Config);
+        long parameters = model.parameters().Sum(p => p.numel());
+
+        // One random document long enough for every step: the packed windows are full, so no padding is involved.
+        var random = new Random(s.Seed);
+        int totalSteps = s.WarmupSteps + s.Steps;
+        var tokens = Enumerable.Range(0, totalSteps * s.BatchSize * s.ContextLength).Select(_ => random.Next(s.Config.VocabSize)).ToArray();
+        var data = new PackedDataset([tokens], s.ContextLength, separatorTokenId: 0);
+        var log = new Trainer(model, new TrainerOptions
+        {
+            LearningRate = s.LearningRate, MaxSteps = totalSteps, BatchSize = s.BatchSize, Schedule = ScheduleKind.Cosine,
+            ClipNorm = 1.0, Seed = s.Seed, LogEvery = 0,
+        }).Train(data);
+        var timed = log.Steps.Skip(s.WarmupSteps).ToArray();
+        double trainSeconds = log.Steps[^1].ElapsedSeconds - (s.WarmupSteps > 0 ? log.Steps[s.WarmupSteps - 1].ElapsedSeconds : 0);
+        double trainTps = timed.Sum(t => t.Tokens) / trainSeconds;
+
+        model.eval();
+        var prompts = Enumerable.Range(0, s.BatchSize)
+            .Select(_ => Enumerable.Range(0, s.PromptLength).Select(_ => random.Next(s.Config.VocabSize)).ToArray()).ToArray();
+        double Generate(bool cache)
+        {
+            var options = new GenerationOptions { MaxNewTokens = s.NewTokens, Temperature = 0, UseKvCache = cache };
+            TextGenerator.Generate(model, prompts, options with { MaxNewTokens = 4 });
+            var clock = Stopwatch.StartNew();
+            var output = TextGenerator.Generate(model, prompts, options);
+            var seconds = clock.Elapsed.TotalSeconds;
+            return output.Sum(o => o.Tokens.Length) / seconds;
+        }
+        return new BenchmarkResult($"TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString(3)}", parameters,
+            trainTps, Generate(cache: true), Generate(cache: false), matmul, log.Steps[^1].Loss, "libtorch-cpu 2.10 NuGet build (oneMKL linked into libtorch_cpu.so)");
+    }
+
+    /// <summary>float32 (n × n) · (n × n) products per second × 2n³, best of 5 rounds of 4 (the machine may be shared).</summary>
+    public static double MatmulFlopsPerSecond(int n)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(n, n);
+        var b = randn(n, n);
+        for (int i = 0; i < 3; i++) matmul(a, b).Dispose();
+        double best = 0;
+        for (int round = 0; round < 5; round++)
+        {
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < 4; i++) matmul(a, b).Dispose();
+            best = Math.Max(best, 2.0 * n * n * n * 4 / clock.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
+    /// <summary>The peer script, shipped inside this assembly so the benchmark needs no source checkout.</summary>
+    public static string PeerScript()
+    {
+        using var stream = typeof(ModelBenchmark).Assembly.GetManifestResourceStream("PersonaWorkbook.Benchmarks.peer_llama.py")
+                           ?? throw new InvalidOperationException("peer_llama.py is not embedded in the PersonaWorkbook assembly");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>Runs peer_llama.py with <paramref name="python"/> on the same settings and parses its JSON line.</summary>
+    public static BenchmarkResult RunPeer(BenchmarkSettings s, string python = "/usr/bin/python3")
+    {
+        var dir = Directory.CreateTempSubdirectory("workbook-bench-").FullName;
+        try
+        {
+            var script = Path.Combine(dir, "peer_llama.py");
+            File.WriteAllText(script, PeerScript());
+            var config = Path.Combine(dir, "config.json");
+            s.Config.Save(config);
+            var start = new ProcessStartInfo(python)
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var arg in new[]
+                     {
+                         script, "--config", config, "--steps", $"{s.Steps}", "--warmup", $"{s.WarmupSteps}", "--batch", $"{s.BatchSize}",
+                         "--context", $"{s.ContextLength}", "--prompt", $"{s.PromptLength}", "--new", $"{s.NewTokens}",
+                         "--threads", $"{s.Threads}", "--seed", $"{s.Seed}", "--lr", s.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+                     })
+                start.ArgumentList.Add(arg);
+            // OpenBLAS and OpenMP size their pools from these before torch.set_num_threads runs.
+            start.Environment["OMP_NUM_THREADS"] = $"{s.Threads}";
+            start.Environment["OPENBLAS_NUM_THREADS"] = $"{s.Threads}";
+            Process process;
+            try { process = Process.Start(start)!; }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new InvalidOperationException($"cannot start the PyTorch peer with '{python}': {e.Message} (install python3-torch, or pass --python)", e);
+            }
+            using (process)
+            {
+                var stderr = process.StandardError.ReadToEndAsync();
+                var stdout = process.StandardOutput.ReadToEnd();
+                process.WaitForExit();
+                if (process.ExitCode != 0)
+                    throw new InvalidOperationException($"the PyTorch peer ({python} peer_llama.py) failed with exit code {process.ExitCode}:\n{stderr.Result}");
+                var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault()
+                           ?? throw new InvalidDataException("the PyTorch peer printed nothing");
+                return ParsePeer(line);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    static BenchmarkResult ParsePeer(string json)
+    {
+        JsonNode node;
+        try { node = JsonNode.Parse(json) ?? throw new InvalidDataException("the PyTorch peer printed null"); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"the PyTorch peer printed invalid JSON ({e.Message}): {json}", e); }
+        T Field<T>(string name) => node[name] is { } v ? v.GetValue<T>() : throw new InvalidDataException($"the PyTorch peer's output lacks '{name}': {json}");
+        return new BenchmarkResult(Field<string>("runtime"), Field<long>("parameters"), Field<double>("train_tokens_per_s"),
+            Field<double>("gen_cache_tokens_per_s"), Field<double>("gen_nocache_tokens_per_s"), Field<double>("matmul_flops_per_s"),
+            Field<double>("final_loss"), Field<string>("blas"));
+    }
+
+    /// <summary>The side-by-side table printed by <c>workbook bench model</c>.</summary>
+    public static string FormatReport(BenchmarkSettings s, BenchmarkResult ours, BenchmarkResult peer)
+    {
+        var c = s.Config;
+        var flopsPerToken = TrainingFlopsPerToken(c, ours.Parameters, s.ContextLength);
+        var w = new StringWriter(CultureInfo.InvariantCulture);
+        w.WriteLine($"Llama {ours.Parameters / 1e6:F2} M parameters (d={c.HiddenSize}, L={c.NumHiddenLayers}, heads {c.NumAttentionHeads}/{c.NumKvHeads} kv, " +
+                    $"ffn {c.IntermediateSize}, vocab {c.VocabSize}), context {s.ContextLength}, batch {s.BatchSize}, {s.Threads} threads, float32, CPU");
+        w.WriteLine($"training: {s.Steps} timed steps after {s.WarmupSteps} warm-up (AdamW, cosine, clip 1.0); " +
+                    $"generation: {s.BatchSize} prompts × {s.PromptLength} tokens + {s.NewTokens} new, greedy");
+        w.WriteLine();
+        w.WriteLine($"{"",-34}{"C# (" + ours.Runtime + ")",24}{peer.Runtime,20}{"C#/PyTorch",12}");
+        void Row(string name, double a, double b, string format) =>
+            w.WriteLine($"{name,-34}{a.ToString(format, CultureInfo.InvariantCulture),24}{b.ToString(format, CultureInfo.InvariantCulture),20}{a / b,12:F2}");
+        Row("training tokens/s", ours.TrainTokensPerSecond, peer.TrainTokensPerSecond, "N0");
+        Row("generation tokens/s, KV cache", ours.GenerationCachedTokensPerSecond, peer.GenerationCachedTokensPerSecond, "N1");
+        Row("generation tokens/s, no cache", ours.GenerationUncachedTokensPerSecond, peer.GenerationUncachedTokensPerSecond, "N1");
+        Row($"float32 matmul {s.MatmulSize}² GFLOP/s, best", ours.MatmulFlopsPerSecond / 1e9, peer.MatmulFlopsPerSecond / 1e9, "F1");
+        double oursFlops = flopsPerToken * ours.TrainTokensPerSecond, peerFlops = flopsPerToken * peer.TrainTokensPerSecond;
+        Row("training GFLOP/s (achieved)", oursFlops / 1e9, peerFlops / 1e9, "F2");
+        w.WriteLine($"{"training FLOP/s ÷ own matmul rate",-34}{oursFlops / ours.MatmulFlopsPerSecond,24:P1}{peerFlops / peer.MatmulFlopsPerSecond,20:P1}");
+        w.WriteLine($"{"final training loss",-34}{ours.FinalLoss,24:F3}{peer.FinalLoss,20:F3}");
+        w.WriteLine();
+        w.WriteLine($"FLOPs per training token = 3·(2·N + 2·L·T·d_attn) = {flopsPerToken / 1e6:F1} M, N = {ours.Parameters - (long)c.VocabSize * c.HiddenSize:N0} " +
+                    "parameters in matrix products (embedding lookup excluded)");
+        w.WriteLine($"C# BLAS: {ours.Blas}");
+        w.WriteLine($"PyTorch BLAS: {peer.Blas}");
+        return w.ToString();
+    }
+}

@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""PyTorch peer of the workbook's foundation benchmark (`workbook bench model`).
+
+The same Llama architecture as lib/PersonaWorkbook/Models/LlamaForCausalLM.cs (RMSNorm in float32, rotary
+embeddings with halves rotated, grouped-query attention, SwiGLU MLP, untied head, normal(0, 0.02) init), the same
+training step (AdamW, matrices-only weight decay, cosine schedule, clip_grad_norm_, mean next-token loss) and the same
+greedy batched generation with and without a KV cache. Written for Debian's python3-torch 1.13, which has no
+scaled_dot_product_attention, so attention is spelled out. Prints one JSON object on stdout.
+
+Run: /usr/bin/python3 peer_llama.py --config config.json --steps 20 --warmup 3 --batch 8 --context 128 \
+         --prompt 16 --new 112 --threads 2 --seed 0
+"""
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x):
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * normed.to(x.dtype)
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], -1)
+
+
+class Attention(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.n_heads = c["num_attention_heads"]
+        self.n_kv = c.get("num_key_value_heads") or self.n_heads
+        self.head_dim = c.get("head_dim") or c["hidden_size"] // self.n_heads
+        d = c["hidden_size"]
+        self.q_proj = nn.Linear(d, self.n_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * self.head_dim, d, bias=False)
+
+    def forward(self, x, cos, sin, mask, past):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)     # (B, nkv, T, hd)
+        v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        q = q * cos.unsqueeze(1) + rotate_half(q) * sin.unsqueeze(1)
+        k = k * cos.unsqueeze(1) + rotate_half(k) * sin.unsqueeze(1)
+        if past is not None:
+            k = torch.cat([past[0], k], 2)                                            # (B, nkv, T_all, hd)
+            v = torch.cat([past[1], v], 2)
+        present = (k, v)
+        if self.n_kv != self.n_heads:
+            k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)                 # (B, nh, T_all, hd)
+            v = v.repeat_interleave(self.n_heads // self.n_kv, dim=1)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + mask           # (B, nh, T, T_all)
+        y = torch.softmax(scores, -1) @ v                                             # (B, nh, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
+        return self.o_proj(y), present
+
+
+class MLP(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, f = c["hidden_size"], c["intermediate_size"]
+        self.gate_proj = nn.Linear(d, f, bias=False)
+        self.up_proj = nn.Linear(d, f, bias=False)
+        self.down_proj = nn.Linear(f, d, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        eps = c.get("rms_norm_eps", 1e-6)
+        self.self_attn = Attention(c)
+        self.mlp = MLP(c)
+        self.input_layernorm = RMSNorm(c["hidden_size"], eps)
+        self.post_attention_layernorm = RMSNorm(c["hidden_size"], eps)
+
+    def forward(self, x, cos, sin, mask, past):
+        a, present = self.self_attn(self.input_layernorm(x), cos, sin, mask, past)
+        x = x + a
+        return x + self.mlp(self.post_attention_layernorm(x)), present
+
+
+class Llama(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
+        self.layers = nn.ModuleList([Layer(c) for _ in range(c["num_hidden_layers"])])
+        self.norm = RMSNorm(c["hidden_size"], c.get("rms_norm_eps", 1e-6))
+        self.lm_head = nn.Linear(c["hidden_size"], c["vocab_size"], bias=False)
+        head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+        theta = c.get("rope_theta", 10000.0)
+        self.inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        self.inv_freq = self.inv_freq.float()
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.endswith("layernorm.weight") or name == "norm.weight":
+                    p.fill_(1.0)
+                else:
+                    p.normal_(0, 0.02)
+
+    def forward(self, ids, past=None):
+        B, T = ids.shape
+        start = 0 if past is None else past[0][0].shape[2]
+        positions = torch.arange(start, start + T).unsqueeze(0).expand(B, T)
+        freqs = positions.float().unsqueeze(-1) * self.inv_freq                       # (B, T, hd/2)
+        emb = torch.cat([freqs, freqs], -1)                                           # (B, T, hd)
+        cos, sin = emb.cos(), emb.sin()
+        query = torch.arange(start, start + T).unsqueeze(1)
+        key = torch.arange(0, start + T).unsqueeze(0)
+        mask = torch.zeros(T, start + T).masked_fill(key > query, torch.finfo(torch.float32).min)
+        x = self.embed_tokens(ids)
+        presents = []
+        for i, layer in enumerate(self.layers):
+            x, present = layer(x, cos, sin, mask, None if past is None else past[i])
+            presents.append(present)
+        return self.lm_head(self.norm(x)), presents
+
+
+def generate(model, prompts, new_tokens, use_cache):
+    ids = prompts
+    past = None
+    with torch.no_grad():
+        for _ in range(new_tokens):
+            if use_cache:
+                logits, past = model(ids if past is None else ids[:, -1:], past)
+            else:
+                logits, _ = model(ids)
+            ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+def blas_library():
+    """The BLAS shared object actually mapped into this process (torch's config only says 'generic')."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
+    return ", ".join(sorted(paths)) or "none mapped"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--context", type=int, default=128)
+    ap.add_argument("--prompt", type=int, default=16)
+    ap.add_argument("--new", type=int, default=112)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    with open(args.config) as f:
+        config = json.load(f)
+    model = Llama(config)
+    params = sum(p.numel() for p in model.parameters())
+
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    rates = []
+    for _ in range(5):  # best of 5 rounds: the machine may be shared
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        rates.append(2 * n ** 3 * 4 / (time.perf_counter() - t0))
+    matmul_flops = max(rates)
+
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.0}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    total = args.warmup + args.steps
+    vocab = config["vocab_size"]
+    model.train()
+    loss_value = float("nan")
+    for step in range(total):
+        if step == args.warmup:
+            t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+        ids = torch.randint(0, vocab, (args.batch, args.context))
+        logits, _ = model(ids)
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), ids[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        loss_value = loss.item()
+    train_tps = args.steps * args.batch * args.context / (time.perf_counter() - t0)
+
+    model.eval()
+    prompts = torch.randint(0, vocab, (args.batch, args.prompt))
+    gen = {}
+    for use_cache in (True, False):
+        generate(model, prompts, 4, use_cache)
+        t0 = time.perf_counter()
+        out = generate(model, prompts, args.new, use_cache)
+        gen[use_cache] = args.batch * args.new / (time.perf_counter() - t0)
+        assert out.shape == (args.batch, args.prompt + args.new)
+
+    blas_line = next((item for item in torch.__config__.show().replace(",", "\n").split("\n") if "BLAS_INFO" in item), "").strip()
+    print(json.dumps({
+        "runtime": f"PyTorch {torch.__version__}",
+        "parameters": params,
+        "train_tokens_per_s": train_tps,
+        "gen_cache_tokens_per_s": gen[True],
+        "gen_nocache_tokens_per_s": gen[False],
+        "matmul_flops_per_s": matmul_flops,
+        "final_loss": loss_value,
+        "threads": torch.get_num_threads(),
+        "blas": f"{blas_line}; loaded: {blas_library()}",
+    }))
+
+
+if __name__ == "__main__":
+    main()

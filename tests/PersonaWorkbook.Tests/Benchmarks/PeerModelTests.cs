@@ -1,0 +1,78 @@
+using System.Text.Json;
+using PersonaWorkbook.Benchmarks;
+using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Generation;
+using PersonaWorkbook.Tests.Checkpoints;
+using PersonaWorkbook.Tests.Models;
+using static TorchSharp.torch;
+
+namespace PersonaWorkbook.Tests.Benchmarks;
+
+/// <summary>The benchmark's PyTorch peer must be the same architecture, or its ratios compare different work.</summary>
+public class PeerModelTests
+{
+    const string Driver = """
+        import json, struct, sys
+        import numpy as np, torch
+        sys.path.insert(0, sys.argv[1])
+        import peer_llama
+        with open(sys.argv[1] + "/model.safetensors", "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(n))
+            data = f.read()
+        weights = {}
+        for name, e in header.items():
+            if name == "__metadata__": continue
+            assert e["dtype"] == "F32", e
+            b, end = e["data_offsets"]
+            weights[name.removeprefix("model.")] = torch.from_numpy(np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"]).copy())
+        config = json.load(open(sys.argv[1] + "/config.json"))
+        model = peer_llama.Llama(config)
+        model.load_state_dict(weights, strict=True)
+        model.eval()
+        ids = torch.tensor(json.loads(sys.argv[2]))
+        with torch.no_grad():
+            logits, _ = model(ids)
+        cached = peer_llama.generate(model, ids, 6, True)[:, ids.shape[1]:]
+        uncached = peer_llama.generate(model, ids, 6, False)[:, ids.shape[1]:]
+        print(json.dumps({"logits": logits.tolist(), "cached": cached.tolist(), "uncached": uncached.tolist()}))
+        """;
+
+    [Fact]
+    public void PeerComputesTheSameLogitsAndGreedyTokens()
+    {
+        using var dir = new TempDirectory();
+        using var model = TinyModels.Build(TinyModels.Llama());
+        File.WriteAllText(dir.File("peer_llama.py"), ModelBenchmark.PeerScript());
+        model.Config.Save(dir.File("config.json"));
+        SafeTensors.Save(dir.File("model.safetensors"), model.state_dict());
+        long[][] ids = [[1, 5, 9, 2, 7, 3], [4, 8, 15, 16, 23, 42]];
+
+        var output = JsonDocument.Parse(SystemPython.Run(Driver, dir.Path, JsonSerializer.Serialize(ids))).RootElement;
+
+        using var input = tensor(ids.SelectMany(r => r).ToArray(), [2, 6]);
+        using var ours = model.forward(input);
+        var theirs = output.GetProperty("logits").EnumerateArray().SelectMany(b => b.EnumerateArray().SelectMany(t => t.EnumerateArray().Select(v => v.GetSingle()))).ToArray();
+        using var peer = tensor(theirs, ours.shape);
+        Assert.True(allclose(ours, peer, rtol: 0, atol: 1e-5), $"max |Δlogit| {(ours - peer).abs().max().item<float>()}");
+
+        var generated = TextGenerator.Generate(model, ids.Select(r => r.Select(t => (int)t).ToArray()).ToArray(),
+            new GenerationOptions { MaxNewTokens = 6, Temperature = 0 });
+        foreach (var key in new[] { "cached", "uncached" })
+        {
+            var peerTokens = output.GetProperty(key).EnumerateArray().Select(r => r.EnumerateArray().Select(v => v.GetInt32()).ToArray()).ToArray();
+            Assert.Equal(generated.Select(g => g.Tokens), peerTokens);
+        }
+    }
+
+    [Fact]
+    public void TrainingFlopsFollowTheStatedFormula()
+    {
+        var c = new PersonaWorkbook.Models.ModelConfig(); // default small config: vocab 2048, d 256, 4 layers, 8 heads
+        using var model = new PersonaWorkbook.Models.LlamaForCausalLM(c);
+        long n = model.parameters().Sum(p => p.numel());
+        Assert.Equal(3_950_848, n);
+        // N = 3,950,848 − 2048·256 embedding = 3,426,560; 3·(2N + 2·4·128·256) = 21,345,792.
+        Assert.Equal(21_345_792, ModelBenchmark.TrainingFlopsPerToken(c, n, 128));
+    }
+}
