@@ -47,29 +47,7 @@ public static class Chromium
         }
     }
 
-    /// <summary>The page's DOM after its scripts ran (chromium --dump-dom).</summary>
-    public static async Task<string> DumpDomAsync(string chromium, string htmlPath, CancellationToken cancellationToken = default)
-    {
-        var profile = Directory.CreateTempSubdirectory("workbook-chromium-");
-        try
-        {
-            var (code, output) = await RunAsync(chromium,
-            [
-                "--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                $"--user-data-dir={profile.FullName}", "--virtual-time-budget=10000", "--dump-dom",
-                new Uri(Path.GetFullPath(htmlPath)).AbsoluteUri,
-            ], cancellationToken, stdoutOnly: true);
-            if (code != 0) throw new InvalidOperationException($"chromium --dump-dom {htmlPath} failed (exit {code})");
-            return output;
-        }
-        finally
-        {
-            profile.Delete(recursive: true);
-        }
-    }
-
-    static async Task<(int Code, string Output)> RunAsync(string exe, string[] args, CancellationToken cancellationToken, bool stdoutOnly = false)
+    static async Task<(int Code, string Output)> RunAsync(string exe, string[] args, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) start.ArgumentList.Add(a);
@@ -87,6 +65,6 @@ public static class Chromium
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"{exe} did not finish within 90 s");
         }
-        return (process.ExitCode, stdoutOnly ? await stdout : await stdout + await stderr);
+        return (process.ExitCode, await stdout + await stderr);
     }
 }
