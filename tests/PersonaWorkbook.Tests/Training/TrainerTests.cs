@@ -171,6 +171,27 @@ public class TrainerTests
     }
 
     [Fact]
+    public void ProgressLinesReportStepLossThroughputAndEta()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        var lines = new List<string>();
+        void Collect(string line)
+        {
+            lock (lines) lines.Add(line);
+        }
+        Reporting.Progress.Reported += Collect;
+        try
+        {
+            new Trainer(model, Options(4) with { LogEvery = 2 }).Train(new PaddedBatchSampler(Corpus, 32, Pad));
+        }
+        finally { Reporting.Progress.Reported -= Collect; }
+        // Other tests may report concurrently; keep this run's lines (steps 1, 2 and 4 of 4).
+        var ours = lines.Where(l => l.StartsWith("step ") && l.Contains("/4 ")).ToArray();
+        Assert.Equal(new[] { "step 1/4", "step 2/4", "step 4/4" }, ours.Select(l => l[..8]));
+        Assert.All(ours, l => Assert.Matches(@"loss \d+\.\d{4}  lr \S+  [\d,]+ tok/s  ETA \d\d:\d\d:\d\d$", l));
+    }
+
+    [Fact]
     public void LoraTrainingMovesOnlyAdapters()
     {
         // A frozen random head cannot produce confident logits, so adapt a briefly pretrained model to new continuations.
