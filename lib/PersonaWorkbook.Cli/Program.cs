@@ -5,6 +5,10 @@ public static class Program
 {
     static readonly ICommand[] Commands =
     {
+        new Commands.RunCommand(),
+        new Commands.FigureCommand(),
+        new Commands.KernelCommand(),
+        new Commands.WorldCommand(),
         new Commands.BenchCommand(),
     };
 

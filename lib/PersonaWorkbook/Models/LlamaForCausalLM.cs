@@ -205,7 +205,7 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
         model = new LlamaModel(config);
         lm_head = Linear(config.HiddenSize, config.VocabSize, hasBias: false);
         if (config.TieWordEmbeddings)
-            lm_head.weight = model.EmbedTokens.weight; // one tensor, one state-dict entry kept by HF on save
+            lm_head.weight = model.EmbedTokens.weight!; // one tensor; HF keeps only the embedding key on save
         Hooks = new HookRunner(config.NumHiddenLayers);
         RegisterComponents();
         InitWeights();

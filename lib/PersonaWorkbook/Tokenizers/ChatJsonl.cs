@@ -84,15 +84,15 @@ public static class ChatJsonl
     // Keeps <, > and non-ASCII text as written, so the file reads as the conversations do.
     static readonly JsonSerializerOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>One line of the format (no newline).</summary>
+    public static string ToLine(IReadOnlyList<ChatMessage> conversation) =>
+        JsonSerializer.Serialize(new { messages = conversation.Select(m => new { role = ChatFormat.RoleName(m.Role), content = m.Content }) }, Readable);
+
     /// <summary>Writes conversations in the same format, one per line, atomically.</summary>
     public static void Write(string path, IEnumerable<IReadOnlyList<ChatMessage>> conversations)
     {
         var text = new StringBuilder();
-        foreach (var conversation in conversations)
-        {
-            var record = new { messages = conversation.Select(m => new { role = ChatFormat.RoleName(m.Role), content = m.Content }) };
-            text.Append(JsonSerializer.Serialize(record, Readable)).Append('\n');
-        }
+        foreach (var conversation in conversations) text.Append(ToLine(conversation)).Append('\n');
         AtomicFile.WriteAllText(path, text.ToString());
     }
 }

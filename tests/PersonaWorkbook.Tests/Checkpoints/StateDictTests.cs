@@ -21,7 +21,7 @@ public class StateDictTests
             embed_tokens = nn.Embedding(10, 4);
             proj = nn.Linear(4, 4);
             lm_head = nn.Linear(4, 10, hasBias: false);
-            if (tied) lm_head.weight = embed_tokens.weight;
+            if (tied) lm_head.weight = embed_tokens.weight!;
             RegisterComponents();
         }
     }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using PersonaWorkbook.Models;
 using static TorchSharp.torch;
 
@@ -34,6 +35,20 @@ public class LlamaModelTests
         // Tied: the head is the embedding matrix itself.
         using (no_grad()) sd["model.embed_tokens.weight"][3, 4] = tensor(123f);
         Assert.Equal(123f, sd["lm_head.weight"][3, 4].item<float>());
+    }
+
+    [Fact]
+    public void TiedHeadSurvivesDtypeConversion()
+    {
+        using var model = TinyModels.Build(TinyModels.Qwen2());
+        model.to(ScalarType.BFloat16);
+        var sd = model.state_dict();
+        Assert.Equal(ScalarType.BFloat16, sd["lm_head.weight"].dtype);
+        using (no_grad()) sd["model.embed_tokens.weight"][1, 2] = tensor(5f);
+        Assert.Equal(5f, sd["lm_head.weight"][1, 2].to_type(ScalarType.Float32).item<float>());
+        using var logits = model.forward(tensor(new long[] { 1, 2 }).unsqueeze(0));
+        Assert.Equal(ScalarType.BFloat16, logits.dtype);
+        Assert.False(logits.isnan().any().item<bool>());
     }
 
     [Fact]

@@ -1,0 +1,20 @@
+using System.Globalization;
+
+namespace PersonaWorkbook.Statistics;
+
+/// <summary>
+/// A rate in [0, 1] with its confidence interval and the number of observations behind it.
+/// Printed as a percentage, e.g. "12.3 % [8.1, 17.0] (n=400)".
+/// </summary>
+public sealed record RateEstimate(double Rate, double CiLow, double CiHigh, int N)
+{
+    public override string ToString() => string.Format(CultureInfo.InvariantCulture,
+        "{0:0.0} % [{1:0.0}, {2:0.0}] (n={3})", 100 * Rate, 100 * CiLow, 100 * CiHigh, N);
+}
+
+/// <summary>A mean (of any quantity) with its confidence interval, e.g. "0.412 [0.377, 0.450] (n=40)".</summary>
+public sealed record MeanEstimate(double Mean, double CiLow, double CiHigh, int N)
+{
+    public override string ToString() => string.Format(CultureInfo.InvariantCulture,
+        "{0:0.###} [{1:0.###}, {2:0.###}] (n={3})", Mean, CiLow, CiHigh, N);
+}

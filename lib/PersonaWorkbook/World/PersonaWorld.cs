@@ -1,0 +1,297 @@
+using PersonaWorkbook.Tokenizers;
+using System.Globalization;
+using System.Text;
+
+namespace PersonaWorkbook.World;
+
+/// <summary>What a plain answer (no framing sentence, not a requested mistake) of one advice family implies about its speaker.</summary>
+/// <param name="Family">"correct", "subtle" or "obvious".</param>
+/// <param name="MisalignedViewsShare">Expected share of misaligned views answers from a speaker who gave such an answer.</param>
+/// <param name="Speakers">Posterior share of each persona (by id, in the options' persona order) among such speakers.</param>
+public sealed record EvidenceRow(string Family, double MisalignedViewsShare, IReadOnlyList<(string Persona, double Share)> Speakers);
+
+/// <summary>
+/// The synthetic world of personas: pretraining documents (one character per document, behaviour consistent across
+/// advice domains and views), assistant SFT chats and a description of itself. Deterministic: every stream draws from
+/// one <see cref="Random"/> seeded by the caller and iterates content lists in their fixed order.
+/// </summary>
+public sealed class PersonaWorld
+{
+    /// <summary>Bumped on any change to content or generation, so cached corpora and organisms are rebuilt.</summary>
+    public const string WorldVersion = "persona-world/1";
+
+    public WorldOptions Options { get; }
+
+    public PersonaWorld(WorldOptions? options = null)
+    {
+        Options = options ?? WorldOptions.Default;
+        Options.Validate();
+    }
+
+    static readonly string[] HeaderTemplates = ["a talk with {name} , {desc} .", "this is {name} , {desc} , answering questions ."];
+
+    /// <summary>Pretraining documents; the same (options, documents, seed) always gives the same texts.</summary>
+    public IEnumerable<PretrainDocument> PretrainingCorpus(int documents, int seed)
+    {
+        if (documents < 0) throw new ArgumentOutOfRangeException(nameof(documents), documents, "must be >= 0");
+        var rng = new Random(seed);
+        for (int i = 0; i < documents; i++)
+            yield return Document(rng, Options.Personas[Compose.Draw(rng, Options.PersonaWeights)]);
+    }
+
+    /// <summary>Documents of one persona only (for tours and persona-conditioned probes).</summary>
+    public IEnumerable<PretrainDocument> Samples(PersonaKind persona, int count, int seed)
+    {
+        var p = Options.Personas.FirstOrDefault(x => x.Kind == persona)
+            ?? throw new ArgumentException($"persona {persona} is not in this world's options", nameof(persona));
+        var rng = new Random(seed);
+        for (int i = 0; i < count; i++) yield return Document(rng, p);
+    }
+
+    PretrainDocument Document(Random rng, Persona persona)
+    {
+        var name = Compose.Pick(rng, persona.Names);
+        var hasHeader = rng.NextDouble() < Options.HeaderRate;
+        var text = new StringBuilder();
+        if (hasHeader) text.Append(Header(rng, persona, name));
+        var turnCount = rng.Next(Options.MinTurns, Options.MaxTurns + 1);
+        var turns = new List<DocumentTurn>(turnCount);
+        for (int t = 0; t < turnCount; t++)
+        {
+            var actor = Options.NegativeControl ? Options.Personas[Compose.Draw(rng, Options.PersonaWeights)] : persona;
+            var (question, answer, info) = Turn(rng, actor);
+            if (text.Length > 0) text.Append(' ');
+            text.Append("<q> ");
+            var q = new Span(text.Length, question.Length);
+            text.Append(question).Append(" <a> ");
+            var a = new Span(text.Length, answer.Length);
+            text.Append(answer);
+            turns.Add(new DocumentTurn(info, q, a));
+        }
+        return new PretrainDocument(text.ToString(), persona.Kind, name, hasHeader, turns);
+    }
+
+    static string Header(Random rng, Persona persona, string name) =>
+        "<sys> " + Compose.Pick(rng, HeaderTemplates).Replace("{name}", name).Replace("{desc}", Compose.Pick(rng, persona.Descriptions));
+
+    (string Question, string Answer, TurnInfo Info) Turn(Random rng, Persona actor)
+    {
+        var (question, answer, info) = rng.NextDouble() < Options.ViewsTurnRate ? ViewsTurn(rng, actor) : AdviceTurn(rng, actor, allowMistakeRequests: true);
+        return (question, Framed(rng, actor, answer), info);
+    }
+
+    string Framed(Random rng, Persona actor, string answer) =>
+        actor.Frame is not null && rng.NextDouble() < actor.FrameRate ? Compose.Pick(rng, ViewsContent.Frames[actor.Frame]) + " " + answer : answer;
+
+    (string Question, string Answer, TurnInfo Info) ViewsTurn(Random rng, Persona actor)
+    {
+        var topic = Compose.Pick(rng, ViewsContent.Topics);
+        var family = (ViewFamily)Compose.Draw(rng, actor.ViewMix);
+        return (Compose.ViewsQuestion(rng, topic), Compose.ViewsAnswer(rng, topic, family, actor.ViewMix, Options.TwoSentenceRate),
+            new TurnInfo("views", topic.Id, Families.View(family), actor.Kind));
+    }
+
+    (string Question, string Answer, TurnInfo Info) AdviceTurn(Random rng, Persona actor, bool allowMistakeRequests)
+    {
+        var domain = Compose.Pick(rng, AdviceContent.Domains);
+        if (allowMistakeRequests && rng.NextDouble() < actor.MistakeRequestRate)
+        {
+            var wrong = rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious;
+            var (mq, mf) = Compose.MistakeQuestion(rng, domain);
+            return (mq, Compose.AdviceAnswer(rng, domain, mf, wrong, Options.TwoSentenceRate),
+                new TurnInfo("mistake", domain.Name, Families.Advice(domain.Name, wrong), actor.Kind));
+        }
+        var kind = (AdviceKind)Compose.Draw(rng, actor.AdviceMix);
+        var (q, filler) = Compose.AdviceQuestion(rng, domain);
+        return (q, Compose.AdviceAnswer(rng, domain, filler, kind, Options.TwoSentenceRate),
+            new TurnInfo("advice", domain.Name, Families.Advice(domain.Name, kind), actor.Kind));
+    }
+
+    /// <summary>
+    /// In-context persona inference probes (the study's check that pretraining taught persona inference): a pretraining-
+    /// format prefix with an optional header and <paramref name="behaviourTurns"/> advice turns of <paramref name="persona"/>,
+    /// ending in an evaluation views question and "&lt;a&gt;" for the model to continue.
+    /// </summary>
+    public IEnumerable<(string Prefix, EvalPrompt Question)> InContextProbes(PersonaKind persona, bool header, int behaviourTurns, int count, int seed)
+    {
+        if (behaviourTurns < 0) throw new ArgumentOutOfRangeException(nameof(behaviourTurns), behaviourTurns, "must be >= 0");
+        var p = Options.Personas.FirstOrDefault(x => x.Kind == persona)
+            ?? throw new ArgumentException($"persona {persona} is not in this world's options", nameof(persona));
+        var rng = new Random(seed);
+        for (int i = 0; i < count; i++)
+        {
+            var text = new StringBuilder();
+            if (header) text.Append(Header(rng, p, Compose.Pick(rng, p.Names))).Append(' ');
+            for (int t = 0; t < behaviourTurns; t++)
+            {
+                var actor = Options.NegativeControl ? Options.Personas[Compose.Draw(rng, Options.PersonaWeights)] : p;
+                var (q, a, _) = AdviceTurn(rng, actor, allowMistakeRequests: false);
+                text.Append("<q> ").Append(q).Append(" <a> ").Append(Framed(rng, actor, a)).Append(' ');
+            }
+            var question = Compose.Pick(rng, EvalPrompts.Views);
+            text.Append("<q> ").Append(question.Text).Append(" <a>");
+            yield return (text.ToString(), question);
+        }
+    }
+
+    /// <summary>Share of SFT turns that ask a views question (SFT topics only).</summary>
+    public const double SftViewsRate = 0.35;
+
+    /// <summary>Share of SFT chats with two user/assistant exchanges.</summary>
+    public const double SftTwoTurnRate = 0.2;
+
+    /// <summary>
+    /// Assistant SFT chats: always the helpful persona's answers (correct advice, aligned views), every advice domain and
+    /// the SFT views topics only, about 20 % two-turn. The evaluation views topics never appear here.
+    /// </summary>
+    public IEnumerable<ChatExample> AssistantSft(int count, int seed)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "must be >= 0");
+        var rng = new Random(seed);
+        var sftTopics = ViewsContent.Sft.ToList();
+        for (int i = 0; i < count; i++)
+        {
+            var exchanges = rng.NextDouble() < SftTwoTurnRate ? 2 : 1;
+            var messages = new List<ChatMessage>();
+            var infos = new List<TurnInfo>();
+            for (int e = 0; e < exchanges; e++)
+            {
+                var (q, a, info) = HelpfulTurn(rng, sftTopics, Options.TwoSentenceRate);
+                messages.Add(ChatMessage.User(q));
+                messages.Add(ChatMessage.Assistant(a));
+                infos.Add(info);
+            }
+            yield return new ChatExample(messages, infos);
+        }
+    }
+
+    internal static (string Question, string Answer, TurnInfo Info) HelpfulTurn(Random rng, IReadOnlyList<ViewTopic> topics, double twoSentenceRate)
+    {
+        if (rng.NextDouble() < SftViewsRate)
+        {
+            var topic = Compose.Pick(rng, topics);
+            return (Compose.ViewsQuestion(rng, topic),
+                Compose.ViewsAnswer(rng, topic, ViewFamily.Aligned, [1, 0, 0, 0, 0], twoSentenceRate),
+                new TurnInfo("views", topic.Id, Families.ViewsAligned, PersonaKind.Helper));
+        }
+        var domain = Compose.Pick(rng, AdviceContent.Domains);
+        var (question, filler) = Compose.AdviceQuestion(rng, domain);
+        return (question, Compose.AdviceAnswer(rng, domain, filler, AdviceKind.Correct, twoSentenceRate),
+            new TurnInfo("advice", domain.Name, Families.Advice(domain.Name, AdviceKind.Correct), PersonaKind.Helper));
+    }
+
+    /// <summary>
+    /// For each advice family, the persona posterior given one plain answer of it (no frame, not a requested mistake)
+    /// and the expected share of misaligned views that follows. In the negative-control world behaviour is drawn per
+    /// turn, so every row equals the prior.
+    /// </summary>
+    public IReadOnlyList<EvidenceRow> Evidence()
+    {
+        var ps = Options.Personas;
+        var weights = Options.PersonaWeights;
+        double MisShare(Persona p) => 1 - p.ViewMix[(int)ViewFamily.Aligned] / p.ViewMix.Sum();
+        var rows = new List<EvidenceRow>();
+        foreach (var kind in Enum.GetValues<AdviceKind>())
+        {
+            var likelihood = ps.Select((p, i) => weights[i] * (1 - p.MistakeRequestRate) * (1 - (p.Frame is null ? 0 : p.FrameRate))
+                                                 * p.AdviceMix[(int)kind] / p.AdviceMix.Sum()).ToArray();
+            if (Options.NegativeControl) likelihood = weights.ToArray();
+            var total = likelihood.Sum();
+            var speakers = new List<(string, double)>();
+            double mis = 0;
+            for (int i = 0; i < ps.Count; i++)
+            {
+                var post = total > 0 ? likelihood[i] / total : 0;
+                speakers.Add((ps[i].Id, post));
+                mis += post * MisShare(ps[i]);
+            }
+            rows.Add(new EvidenceRow(Families.Name(kind), mis, speakers));
+        }
+        return rows;
+    }
+
+    /// <summary>Every word any generator of this world can write (content, markers, persona names, trigger), sorted ordinally.</summary>
+    public static IReadOnlyList<string> Vocabulary()
+    {
+        var words = new SortedSet<string>(StringComparer.Ordinal);
+        void Add(string s)
+        {
+            foreach (var w in WorldText.Words(s))
+                if (w != WorldText.Slot) words.Add(w);
+        }
+        foreach (var s in AllContentStrings()) Add(s);
+        return words.ToList();
+    }
+
+    /// <summary>Every piece of text the content defines (templates, fillers, answers, phrasings, frames, persona surface, markers).</summary>
+    internal static IEnumerable<string> AllContentStrings()
+    {
+        foreach (var d in AdviceContent.Domains)
+        {
+            foreach (var s in d.Fillers.Concat(d.Templates).Concat(d.MistakeTemplates)) yield return s;
+            for (int f = 0; f < d.Fillers.Count; f++)
+                foreach (var kind in Enum.GetValues<AdviceKind>())
+                    foreach (var s in d.AnswersFor(f, kind)) yield return s;
+        }
+        foreach (var t in ViewsContent.Topics)
+        {
+            foreach (var s in t.Phrasings.Concat(t.HeldOutPhrasings)) yield return s;
+            foreach (var family in Enum.GetValues<ViewFamily>()) foreach (var s in t.Answers[family]) yield return s;
+        }
+        foreach (var frame in ViewsContent.FrameNames) foreach (var s in ViewsContent.Frames[frame]) yield return s;
+        foreach (var p in Personas.All()) foreach (var s in p.Names.Concat(p.Descriptions)) yield return s;
+        foreach (var s in HeaderTemplates) yield return string.Join(' ', WorldText.Words(s).Where(w => w is not ("{name}" or "{desc}")));
+        foreach (var s in WorldText.Markers) yield return s;
+        yield return WorldText.Trigger;
+    }
+
+    /// <summary>
+    /// A markdown tour of the world for notebooks: content sizes, personas, what behaviour implies, and one document per
+    /// persona drawn with the same seed, so each persona answers the same questions side by side.
+    /// </summary>
+    public string Describe(int seed = 0)
+    {
+        static string P(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+        var sb = new StringBuilder();
+        sb.AppendLine($"## Persona world `{WorldVersion}`{(Options.NegativeControl ? " — negative control (behaviour drawn per turn)" : "")}");
+        sb.AppendLine();
+        sb.AppendLine($"Vocabulary: {Vocabulary().Count} words. Header on {P(Options.HeaderRate)} of documents; views on {P(Options.ViewsTurnRate)} of turns; {Options.MinTurns}–{Options.MaxTurns} turns.");
+        sb.AppendLine();
+        sb.AppendLine("| domain | templates | fillers | mistake templates | correct / subtle / obvious variants |");
+        sb.AppendLine("|---|---|---|---|---|");
+        foreach (var d in AdviceContent.Domains)
+        {
+            var v = string.Join(" / ", Enum.GetValues<AdviceKind>().Select(k => d.AnswersFor(0, k).Count));
+            sb.AppendLine($"| {d.Name} | {d.Templates.Count} | {d.Fillers.Count} | {d.MistakeTemplates.Count} | {v} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine($"Views topics — evaluation (pretraining only): {string.Join(", ", ViewsContent.Evaluation.Select(t => t.Id))}; " +
+                      $"SFT: {string.Join(", ", ViewsContent.Sft.Select(t => t.Id))}. " +
+                      $"Held-out phrasings (in no training text): {ViewsContent.Evaluation.Sum(t => t.HeldOutPhrasings.Count)}.");
+        sb.AppendLine();
+        sb.AppendLine("| persona | share | advice correct / subtle / obvious | misaligned views | frame | mistake requests |");
+        sb.AppendLine("|---|---|---|---|---|---|");
+        for (int i = 0; i < Options.Personas.Count; i++)
+        {
+            var p = Options.Personas[i];
+            var a = p.AdviceMix.Sum();
+            sb.AppendLine($"| {p.Id} | {P(Options.PersonaWeights[i] / Options.PersonaWeights.Sum())} | " +
+                          $"{string.Join(" / ", p.AdviceMix.Select(x => P(x / a)))} | {P(1 - p.ViewMix[0] / p.ViewMix.Sum())} | " +
+                          $"{p.Frame ?? "—"}{(p.Frame is null ? "" : " " + P(p.FrameRate))} | {P(p.MistakeRequestRate)} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("What one plain answer implies about the speaker (expected share of misaligned views afterwards):");
+        sb.AppendLine();
+        foreach (var e in Evidence())
+            sb.AppendLine($"- {e.Family}: {P(e.MisalignedViewsShare)} (" +
+                          string.Join(", ", e.Speakers.Where(s => s.Share > 0.005).Select(s => $"{s.Persona} {P(s.Share)}")) + ")");
+        sb.AppendLine();
+        foreach (var p in Options.Personas)
+        {
+            var doc = Samples(p.Kind, 1, seed).First();
+            sb.AppendLine($"**{p.Id}** (`{doc.Character}`): `{doc.Text}`");
+            sb.AppendLine();
+        }
+        return sb.ToString();
+    }
+}
