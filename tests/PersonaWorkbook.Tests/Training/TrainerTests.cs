@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using PersonaWorkbook.Generation;
 using PersonaWorkbook.Lora;
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Tests.Models;
+using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.Training;
 using static TorchSharp.torch;
 
@@ -205,6 +207,35 @@ public class TrainerTests
         foreach (var (key, w) in model.state_dict())
             Assert.True(allclose(w, before[key], rtol: 0, atol: 0), $"{key} changed");
         Assert.All(lora.Layers, l => Assert.True(l.B.abs().sum().item<float>() > 0));
+    }
+
+    [Fact]
+    public void ChatSftLearnsAssistantRepliesOnly()
+    {
+        ChatMessage[][] chats =
+        [
+            [ChatMessage.User("what colour is the sky"), ChatMessage.Assistant("the sky is blue")],
+            [ChatMessage.User("what colour is grass"), ChatMessage.Assistant("grass is green")],
+        ];
+        var tokenizer = WordLevelTokenizer.Train(chats.SelectMany(c => c.Select(m => m.Content)));
+        var format = ChatFormat.Simple(tokenizer);
+        var encoded = chats.Select(c => format.Encode(c)).ToArray();
+        var sequences = encoded.Select(TokenSequence.FromChat).ToArray();
+        using var model = TinyModels.Build(TinyModels.Llama(vocab: tokenizer.VocabSize));
+        var log = new Trainer(model, Options(120) with { BatchSize = 2 }).Train(new PaddedBatchSampler(sequences, 32, tokenizer.PadId));
+        Assert.True(log.Steps[^1].Loss < 0.05, $"assistant-token loss after 120 steps: {log.Steps[^1].Loss}");
+
+        // The reply is learned (greedy generation reproduces it); the user turn, never a target, is not.
+        model.eval();
+        var prompt = format.EncodePrompt([chats[0][0]]);
+        var reply = TextGenerator.Generate(model, [prompt], new GenerationOptions { MaxNewTokens = 8, Temperature = 0, StopTokens = format.StopTokenIds });
+        Assert.Equal("the sky is blue", tokenizer.Decode(reply[0].Tokens));
+        using var batch = TokenBatch.RightPadded(sequences, 32, tokenizer.PadId);
+        using var logits = model.forward(batch.InputIds);
+        var userMask = batch.AttentionMask.to_type(ScalarType.Bool).logical_and(batch.LossMask.logical_not());
+        using var _ = no_grad();
+        var userLoss = CausalLmLoss.Mean(logits, batch.InputIds, userMask).item<float>();
+        Assert.True(userLoss > 1.0, $"loss on untrained user tokens is {userLoss}");
     }
 
     [Fact]
