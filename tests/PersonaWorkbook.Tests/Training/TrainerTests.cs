@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using PersonaWorkbook.Generation;
 using PersonaWorkbook.Lora;
 using PersonaWorkbook.Models;
@@ -43,13 +42,11 @@ public class TrainerTests
     public void TinyModelOverfitsTinyCorpus()
     {
         using var model = TinyModels.Build(TinyModels.Llama());
-        var clock = Stopwatch.StartNew();
         var log = new Trainer(model, Options(200)).Train(new PaddedBatchSampler(Corpus, 32, Pad));
         var final = log.Steps[^1].Loss;
         // Every sequence is fully determined by its first token, so the loss can go to 0; start is ≈ ln(50) = 3.9.
         Assert.True(log.Steps[0].Loss > 3.0, $"initial loss {log.Steps[0].Loss}");
         Assert.True(final < 0.1, $"loss after 200 steps is {final}");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
     }
 
     [Fact]
