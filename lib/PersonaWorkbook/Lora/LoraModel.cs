@@ -21,6 +21,9 @@ public sealed class LoraModel : nn.Module
     const string KeyPrefix = "base_model.model.";
     static readonly Regex LayerIndexPattern = new(@"^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$", RegexOptions.CultureInvariant);
 
+    // One adapter set per model: a second would stack hooks and record the first one's frozen flags as the originals.
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<LlamaForCausalLM, LoraModel> Attached = new();
+
     readonly LoraLayer[] adapters;
     readonly List<(Parameter parameter, bool requiresGrad)> frozen = [];
     bool detached;
@@ -39,6 +42,8 @@ public sealed class LoraModel : nn.Module
     LoraModel(LlamaForCausalLM model, LoraConfig config) : base(nameof(LoraModel))
     {
         config.Validate();
+        if (Attached.TryGetValue(model, out _))
+            throw new InvalidOperationException("this model already has LoRA adapters attached; dispose them (or merge and dispose) first");
         BaseModel = model;
         Config = config;
         var layers = new List<LoraLayer>();
@@ -66,6 +71,7 @@ public sealed class LoraModel : nn.Module
             frozen.Add((p, p.requires_grad));
             p.requires_grad = false;
         }
+        Attached.Add(model, this);
     }
 
     // The default would adopt the base model (a Module-typed property) if this module were ever registered inside another.
@@ -74,7 +80,7 @@ public sealed class LoraModel : nn.Module
     /// <summary>New adapters (A kaiming-uniform, B zero) on the modules and layers <paramref name="config"/> targets.</summary>
     public static LoraModel Attach(LlamaForCausalLM model, LoraConfig config) => new(model, config);
 
-    /// <summary>Adds every adapter's update into its base weight.</summary>
+    /// <summary>Adds every adapter's update into its base weight. Merged adapters get no gradients: unmerge before training.</summary>
     public void Merge()
     {
         foreach (var a in adapters) a.Merge();
@@ -165,6 +171,7 @@ public sealed class LoraModel : nn.Module
             detached = true;
             foreach (var a in adapters) a.Detach();
             foreach (var (p, requiresGrad) in frozen) p.requires_grad = requiresGrad;
+            Attached.Remove(BaseModel);
         }
         base.Dispose(disposing);
     }

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Tokenizers;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Training;
@@ -8,6 +9,9 @@ namespace PersonaWorkbook.Training;
 /// </summary>
 public sealed record TokenSequence(int[] Ids, bool[]? LossMask = null)
 {
+    /// <summary>A chat for SFT: its assistant tokens (content and end-of-turn) are the targets.</summary>
+    public static TokenSequence FromChat(ChatEncoding chat) => new(chat.Ids, chat.AssistantMask);
+
     public void Validate(string what)
     {
         if (Ids.Length == 0) throw new ArgumentException($"{what}: sequence has no tokens");

@@ -121,6 +121,17 @@ public class LoraTests
     }
 
     [Fact]
+    public void OneAdapterSetPerModel()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        var first = LoraModel.Attach(model, Config());
+        Assert.Throws<InvalidOperationException>(() => LoraModel.Attach(model, Config()));
+        first.Dispose();
+        using var second = LoraModel.Attach(model, Config(r: 2));
+        Assert.Equal(2, second.Config.R);
+    }
+
+    [Fact]
     public void DropoutOnlyActsInTrainingMode()
     {
         using var model = TinyModels.Build(TinyModels.Llama());

@@ -1,7 +1,8 @@
-using System.Diagnostics;
+using PersonaWorkbook.Generation;
 using PersonaWorkbook.Lora;
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Tests.Models;
+using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.Training;
 using static TorchSharp.torch;
 
@@ -41,13 +42,11 @@ public class TrainerTests
     public void TinyModelOverfitsTinyCorpus()
     {
         using var model = TinyModels.Build(TinyModels.Llama());
-        var clock = Stopwatch.StartNew();
         var log = new Trainer(model, Options(200)).Train(new PaddedBatchSampler(Corpus, 32, Pad));
         var final = log.Steps[^1].Loss;
         // Every sequence is fully determined by its first token, so the loss can go to 0; start is ≈ ln(50) = 3.9.
         Assert.True(log.Steps[0].Loss > 3.0, $"initial loss {log.Steps[0].Loss}");
         Assert.True(final < 0.1, $"loss after 200 steps is {final}");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
     }
 
     [Fact]
@@ -171,6 +170,27 @@ public class TrainerTests
     }
 
     [Fact]
+    public void ProgressLinesReportStepLossThroughputAndEta()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        var lines = new List<string>();
+        void Collect(string line)
+        {
+            lock (lines) lines.Add(line);
+        }
+        Reporting.Progress.Reported += Collect;
+        try
+        {
+            new Trainer(model, Options(4) with { LogEvery = 2 }).Train(new PaddedBatchSampler(Corpus, 32, Pad));
+        }
+        finally { Reporting.Progress.Reported -= Collect; }
+        // Other tests may report concurrently; keep this run's lines (steps 1, 2 and 4 of 4).
+        var ours = lines.Where(l => l.StartsWith("step ") && l.Contains("/4 ")).ToArray();
+        Assert.Equal(new[] { "step 1/4", "step 2/4", "step 4/4" }, ours.Select(l => l[..8]));
+        Assert.All(ours, l => Assert.Matches(@"loss \d+\.\d{4}  lr \S+  [\d,]+ tok/s  ETA \d\d:\d\d:\d\d$", l));
+    }
+
+    [Fact]
     public void LoraTrainingMovesOnlyAdapters()
     {
         // A frozen random head cannot produce confident logits, so adapt a briefly pretrained model to new continuations.
@@ -184,6 +204,35 @@ public class TrainerTests
         foreach (var (key, w) in model.state_dict())
             Assert.True(allclose(w, before[key], rtol: 0, atol: 0), $"{key} changed");
         Assert.All(lora.Layers, l => Assert.True(l.B.abs().sum().item<float>() > 0));
+    }
+
+    [Fact]
+    public void ChatSftLearnsAssistantRepliesOnly()
+    {
+        ChatMessage[][] chats =
+        [
+            [ChatMessage.User("what colour is the sky"), ChatMessage.Assistant("the sky is blue")],
+            [ChatMessage.User("what colour is grass"), ChatMessage.Assistant("grass is green")],
+        ];
+        var tokenizer = WordLevelTokenizer.Train(chats.SelectMany(c => c.Select(m => m.Content)));
+        var format = ChatFormat.Simple(tokenizer);
+        var encoded = chats.Select(c => format.Encode(c)).ToArray();
+        var sequences = encoded.Select(TokenSequence.FromChat).ToArray();
+        using var model = TinyModels.Build(TinyModels.Llama(vocab: tokenizer.VocabSize));
+        var log = new Trainer(model, Options(120) with { BatchSize = 2 }).Train(new PaddedBatchSampler(sequences, 32, tokenizer.PadId));
+        Assert.True(log.Steps[^1].Loss < 0.05, $"assistant-token loss after 120 steps: {log.Steps[^1].Loss}");
+
+        // The reply is learned (greedy generation reproduces it); the user turn, never a target, is not.
+        model.eval();
+        var prompt = format.EncodePrompt([chats[0][0]]);
+        var reply = TextGenerator.Generate(model, [prompt], new GenerationOptions { MaxNewTokens = 8, Temperature = 0, StopTokens = format.StopTokenIds });
+        Assert.Equal("the sky is blue", tokenizer.Decode(reply[0].Tokens));
+        using var batch = TokenBatch.RightPadded(sequences, 32, tokenizer.PadId);
+        using var logits = model.forward(batch.InputIds);
+        var userMask = batch.AttentionMask.to_type(ScalarType.Bool).logical_and(batch.LossMask.logical_not());
+        using var _ = no_grad();
+        var userLoss = CausalLmLoss.Mean(logits, batch.InputIds, userMask).item<float>();
+        Assert.True(userLoss > 1.0, $"loss on untrained user tokens is {userLoss}");
     }
 
     [Fact]
