@@ -150,17 +150,18 @@ public sealed class SaeConfig
         {
             throw new InvalidDataException($"{path}: not a valid SAE config: {e.Message}", e);
         }
-        T Field<T>(string name, T? fallback = default, bool required = true)
+        T Field<T>(string name) => o[name] is JsonValue v ? Read<T>(name, v) : throw new InvalidDataException($"{path}: missing field '{name}'");
+        T Optional<T>(string name, T fallback) => o[name] is JsonValue v ? Read<T>(name, v) : fallback;
+        T Read<T>(string name, JsonValue v)
         {
-            if (o[name] is not JsonValue v)
-                return required && fallback is null ? throw new InvalidDataException($"{path}: missing field '{name}'") : fallback!;
             try { return v.GetValue<T>(); }
             catch (Exception e) when (e is InvalidOperationException or FormatException)
             {
                 throw new InvalidDataException($"{path}: field '{name}' is {v.ToJsonString()}, expected a {typeof(T).Name}", e);
             }
         }
-        var archName = Field<string>("architecture", "standard");
+        var (dIn, dSae) = (Field<int>("d_in"), Field<int>("d_sae"));
+        var archName = Optional("architecture", "standard");
         var metadata = SaeMetadata.FromJson(o["metadata"] as JsonObject);
         // Pre-6.0 configs keep hook and model fields at the top level.
         metadata.HookName ??= o["hook_name"]?.GetValue<string>() ?? o["hook_point"]?.GetValue<string>();
@@ -176,16 +177,16 @@ public sealed class SaeConfig
             : metadata.Extra.TryGetValue("trained_k", out var tk) && tk is JsonValue tv ? tv.GetValue<int>() : 0;
         var config = new SaeConfig
         {
-            DIn = Field<int>("d_in"),
-            DSae = Field<int>("d_sae"),
+            DIn = dIn,
+            DSae = dSae,
             Architecture = architecture,
             K = k,
-            ApplyBDecToInput = Field("apply_b_dec_to_input", true, required: false),
-            NormalizeActivations = Field("normalize_activations", "none", required: false),
-            DType = Field("dtype", "float32", required: false),
+            ApplyBDecToInput = Optional("apply_b_dec_to_input", true),
+            NormalizeActivations = Optional("normalize_activations", "none"),
+            DType = Optional("dtype", "float32"),
             Metadata = metadata,
         };
-        if (architecture == SaeArchitecture.TopK && Field("rescale_acts_by_decoder_norm", false, required: false))
+        if (architecture == SaeArchitecture.TopK && Optional("rescale_acts_by_decoder_norm", false))
             throw new InvalidDataException($"{path}: rescale_acts_by_decoder_norm=true is not supported; fold the decoder norms first (SAELens fold_W_dec_norm)");
         if (config.NormalizeActivations != "none")
             throw new InvalidDataException($"{path}: normalize_activations='{config.NormalizeActivations}' is not supported on load; only files with the scale folded in ('none')");
