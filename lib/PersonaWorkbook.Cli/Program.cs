@@ -5,6 +5,7 @@ public static class Program
 {
     static readonly ICommand[] Commands =
     {
+        new Commands.SaeBenchCommand(),
     };
 
     public static int Main(string[] args)

@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Sae;
@@ -16,34 +19,84 @@ public sealed record SparseCodes(Tensor Rows, Tensor Latents, Tensor Offsets, Te
 public static class SparseSelection
 {
     /// <summary>
-    /// The k largest entries of each row of <paramref name="scores"/> (R, S), exactly as <c>topk</c> but faster on CPU:
-    /// rows are cut into groups of g, and the k groups with the largest maxima must hold the top k (any element of
-    /// another group is beaten by k group maxima). So topk runs on S/g group maxima and then on k·g candidates instead
-    /// of on all S entries. Values come unsorted.
+    /// The k largest entries of each row of <paramref name="scores"/> (R, S), as <c>topk</c> gives them but unsorted.
+    /// libtorch's CPU topk costs several microseconds per row whatever k is, more than the encoder matmul of a TopK
+    /// SAE, so contiguous float32 CPU scores go through <see cref="RowTopK"/>: one vectorised pass per row that keeps a
+    /// k-element min-heap and skips any 8 entries none of which beats the heap's minimum. Elsewhere (GPU, other dtypes)
+    /// libtorch's topk runs. NaNs are never selected by the CPU path.
     /// </summary>
     public static (Tensor Values, Tensor Indices) TopK(Tensor scores, long k)
     {
         var (rows, width) = (scores.shape[0], scores.shape[1]);
         if (k <= 0 || k > width) throw new ArgumentException($"k must be in [1, {width}], got {k}");
-        var g = GroupSize(width, k);
-        if (g < 2) return scores.topk((int)k, dim: 1, sorted: false);
+        if (scores.device_type != DeviceType.CPU || scores.dtype != ScalarType.Float32 || width > int.MaxValue)
+            return scores.topk((int)k, dim: 1, sorted: false);
         using var scope = NewDisposeScope();
-        var groupMax = scores.view(rows, width / g, g).amax([-1]);                    // (R, S/g)
-        var topGroups = groupMax.topk((int)k, dim: 1, sorted: false).indexes;         // (R, k)
-        var offsets = arange(g, dtype: ScalarType.Int64, device: scores.device);      // (g)
-        var candidates = (topGroups.unsqueeze(-1) * g + offsets).view(rows, k * g);   // (R, k·g)
-        var (values, picked) = scores.gather(1, candidates).topk((int)k, dim: 1, sorted: false);
-        var indices = candidates.gather(1, picked);                                   // (R, k)
+        var input = scores.contiguous();
+        var values = empty(rows, k, ScalarType.Float32);
+        var indices = empty(rows, k, ScalarType.Int64);
+        unsafe
+        {
+            fixed (byte* inBytes = input.bytes, valueBytes = values.bytes, indexBytes = indices.bytes)
+            {
+                var (src, vals, idxs) = ((nint)inBytes, (nint)valueBytes, (nint)indexBytes);
+                var threads = Math.Max(1, get_num_threads());
+                var block = Math.Max(1, (rows + threads * 4 - 1) / (threads * 4));
+                Parallel.For(0, (rows + block - 1) / block, new ParallelOptions { MaxDegreeOfParallelism = threads }, b =>
+                {
+                    for (var r = b * block; r < Math.Min(rows, (b + 1) * block); r++)
+                        RowTopK((float*)src + r * width, (int)width, (int)k, (float*)vals + r * k, (long*)idxs + r * k);
+                });
+            }
+        }
         return (values.MoveToOuterDisposeScope(), indices.MoveToOuterDisposeScope());
     }
 
-    /// <summary>The largest divisor g of <paramref name="width"/> with g ≤ √(width/k), so both topk passes are small.</summary>
-    static long GroupSize(long width, long k)
+    /// <summary>Top k of one row into a min-heap (heapValues[0] is the smallest kept value).</summary>
+    static unsafe void RowTopK(float* row, int width, int k, float* heapValues, long* heapIndices)
     {
-        var target = (long)Math.Sqrt((double)width / k);
-        for (var g = target; g >= 2; g--)
-            if (width % g == 0 && width / g >= k) return g;
-        return 1;
+        for (var i = 0; i < k; i++) { heapValues[i] = row[i]; heapIndices[i] = i; }
+        for (var i = k / 2 - 1; i >= 0; i--) SiftDown(heapValues, heapIndices, k, i);
+        var threshold = heapValues[0];
+        var j = k;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; j + 8 <= width; j += 8)
+            {
+                var mask = Vector256.GreaterThan(Vector256.Load(row + j), Vector256.Create(threshold)).ExtractMostSignificantBits();
+                while (mask != 0)
+                {
+                    var lane = BitOperations.TrailingZeroCount(mask);
+                    mask &= mask - 1;
+                    Offer(row[j + lane], j + lane);
+                }
+            }
+        }
+        for (; j < width; j++) Offer(row[j], j);
+
+        void Offer(float value, long index)
+        {
+            if (!(value > threshold)) return;
+            heapValues[0] = value;
+            heapIndices[0] = index;
+            SiftDown(heapValues, heapIndices, k, 0);
+            threshold = heapValues[0];
+        }
+    }
+
+    static unsafe void SiftDown(float* values, long* indices, int count, int i)
+    {
+        while (true)
+        {
+            var smallest = i;
+            var (left, right) = (2 * i + 1, 2 * i + 2);
+            if (left < count && values[left] < values[smallest]) smallest = left;
+            if (right < count && values[right] < values[smallest]) smallest = right;
+            if (smallest == i) return;
+            (values[i], values[smallest]) = (values[smallest], values[i]);
+            (indices[i], indices[smallest]) = (indices[smallest], indices[i]);
+            i = smallest;
+        }
     }
 
     /// <summary>Each token's k largest pre-activations (B, S) as codes.</summary>

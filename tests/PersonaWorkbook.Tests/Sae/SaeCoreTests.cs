@@ -20,17 +20,22 @@ public class SaeCoreTests
     }
 
     [Theory]
-    [InlineData(4096, 32)]
-    [InlineData(1000, 7)]
-    [InlineData(64, 64)]
-    public void GroupedTopKEqualsTopK(int width, int k)
+    [InlineData(4096, 32, false)]
+    [InlineData(1000, 7, false)]
+    [InlineData(64, 64, false)]
+    [InlineData(13, 5, false)]
+    [InlineData(203, 9, true)]
+    public void VectorisedTopKEqualsTorchTopK(int width, int k, bool masked)
     {
         using var scope = NewDisposeScope();
         var scores = randn(9, width, generator: new Generator(1));
+        // AuxK masks live latents with −inf; the selection must still pick the largest finite entries.
+        if (masked) scores = scores.masked_fill(arange(width).remainder(3).ne(0).unsqueeze(0), double.NegativeInfinity);
         var (values, indices) = SparseSelection.TopK(scores, k);
         var (expected, expectedIdx) = scores.topk(k, dim: 1);
         Assert.True(values.sort(1, descending: true).Values.eq(expected).all().item<bool>());
         Assert.True(indices.sort(1).Values.eq(expectedIdx.sort(1).Values).all().item<bool>());
+        Assert.True(scores.gather(1, indices).eq(values).all().item<bool>());
     }
 
     [Fact]
