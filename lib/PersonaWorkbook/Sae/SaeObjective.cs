@@ -61,14 +61,16 @@ public static class SaeObjective
             : SparseSelection.PerBatch(pre, (long)cfg.K * batch);
         var selected = codes.PreActivations.detach().requires_grad_();                 // (N) leaf
         var acts = selected.relu();
-        var reconstruction = sae.DecodeSparse(codes, acts) + sae.b_dec;                // (B, d_in)
+        var decoded = sae.DecodeSparse(codes, acts);                                   // (B, d_in)
+        decoded.retain_grad();
+        var reconstruction = decoded + sae.b_dec;
         var error = (reconstruction - x).pow(2).sum();
         var total = (x - x.mean([0], keepdim: true)).pow(2).sum().clamp_min(1e-12);
         var fvu = error / total;
         var loss = fvu;
 
         SparseCodes? auxCodes = null;
-        Tensor? auxSelected = null;
+        Tensor? auxSelected = null, auxActs = null, deadReconstruction = null;
         var auxValue = 0.0;
         var deadCount = dead is null ? 0 : dead.sum().item<long>();
         if (deadCount > 0 && o.AuxKCoefficient > 0)
@@ -77,19 +79,27 @@ public static class SaeObjective
             using (no_grad())
                 auxCodes = SparseSelection.PerToken(pre.masked_fill(dead!.logical_not(), double.NegativeInfinity), kAux);
             auxSelected = auxCodes.PreActivations.detach().requires_grad_();
-            var deadReconstruction = sae.DecodeSparse(auxCodes, auxSelected.relu());     // no b_dec
+            auxActs = auxSelected.relu();
+            deadReconstruction = sae.DecodeSparse(auxCodes, auxActs);                    // no b_dec
+            deadReconstruction.retain_grad();
             var aux = AuxKLoss(deadReconstruction, (x - reconstruction).detach());
             auxValue = aux.item<float>();
             loss = loss + o.AuxKCoefficient * aux;
         }
         loss.backward();
 
-        // Encoder gradients from the selected pre-activations' gradients: v_n = (x_b − b_dec)·W_encᵀ[j] + b_enc[j].
         var latents = auxCodes is null ? codes.Latents : cat([codes.Latents, auxCodes.Latents]);
         var rows = auxCodes is null ? codes.Rows : cat([codes.Rows, auxCodes.Rows]);
         var grads = auxSelected is null ? selected.grad! : cat([selected.grad!, auxSelected.grad!]);
         using (no_grad())
         {
+            // Decoder: ∂L/∂W_dec[j] = Σ_{n: latent j} a_n ∂L/∂decoded[row n]; AuxK's rows index a second block of B.
+            var decodedGrad = auxCodes is null ? decoded.grad! : cat([decoded.grad!, deadReconstruction!.grad!]);   // (B or 2B, d_in)
+            var decoderRows = auxCodes is null ? codes.Rows : cat([codes.Rows, auxCodes.Rows + batch]);
+            var weights = auxCodes is null ? acts.detach() : cat([acts.detach(), auxActs!.detach()]);
+            var a = sparse_coo_tensor(stack([latents, decoderRows]), weights, [cfg.DSae, decodedGrad.shape[0]]);
+            Accumulate(sae.W_dec, a.matmul(decodedGrad));                                  // (d_sae, d_in)
+            // Encoder, from the selected pre-activations' gradients: v_n = (x_b − b_dec)·W_encᵀ[j] + b_enc[j].
             var g = sparse_coo_tensor(stack([latents, rows]), grads, [cfg.DSae, batch]);  // (d_sae, B), sparse
             Accumulate(sae.EncoderT, g.matmul(centred));                                   // (d_sae, d_in)
             var gBias = zeros(cfg.DSae, dtype: grads.dtype, device: grads.device).index_add_(0, latents, grads, 1);

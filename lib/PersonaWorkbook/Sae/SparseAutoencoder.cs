@@ -27,9 +27,10 @@ public sealed class SparseAutoencoder : IDisposable
     /// <summary>Multiplier applied to raw activations before encoding (and divided out after decoding).</summary>
     public double InputScale { get; private set; } = 1.0;
 
-    // Decoding k rows per token: embedding_bag(sum, per-sample weights) gathers only the active rows of W_dec, and its
-    // backward scatters only into them. The module holds the very W_dec tensor (from_pretrained shares it), so
-    // in-place updates of W_dec are what it decodes with.
+    // Decoding k rows per token: embedding_bag(sum, per-sample weights) gathers only the active rows of W_dec. The
+    // module holds a detached alias of W_dec (same storage, so in-place updates are what it decodes with) and so
+    // differentiates only in the activations; SaeObjective scatters W_dec's gradient itself, which is cheaper than
+    // embedding_bag's dense weight backward.
     readonly EmbeddingBag decoderBag;
 
     public SparseAutoencoder(SaeConfig config, Device? device = null, long seed = 0)
@@ -52,7 +53,7 @@ public sealed class SparseAutoencoder : IDisposable
         b_dec = Owned(zeros(config.DIn, device: device));
         if (config.Architecture is SaeArchitecture.BatchTopK or SaeArchitecture.JumpReLU)
             Threshold = zeros(config.DSae, device: device).DetachFromDisposeScope();
-        decoderBag = nn.EmbeddingBag_from_pretrained(W_dec, freeze: false, mode: EmbeddingBagMode.Sum);
+        decoderBag = nn.EmbeddingBag_from_pretrained(W_dec.detach().DetachFromDisposeScope(), freeze: true, mode: EmbeddingBagMode.Sum);
     }
 
     /// <summary>W_enc as SAELens shapes it: (d_in, d_sae), a view of <see cref="EncoderT"/>.</summary>
@@ -154,7 +155,10 @@ public sealed class SparseAutoencoder : IDisposable
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Σ_n activations[n]·W_dec[latent n] per token (B, d_in), without b_dec; differentiable in both.</summary>
+    /// <summary>
+    /// Σ_n activations[n]·W_dec[latent n] per token (B, d_in), without b_dec; differentiable in the activations only
+    /// (W_dec's gradient is <c>codesᵀ · ∂L/∂output</c>, which the trainer scatters).
+    /// </summary>
     public Tensor DecodeSparse(SparseCodes codes, Tensor activations)
     {
         if (codes.Count == 0) return zeros(codes.Batch, Config.DIn, dtype: W_dec.dtype, device: W_dec.device);
