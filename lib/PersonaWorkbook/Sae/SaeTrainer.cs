@@ -175,7 +175,9 @@ public static class GeometricMedian
             var w = (points - y).norm(1).clamp_min(1e-8).reciprocal();                 // (N)
             var next = (w.unsqueeze(1) * points).sum(0) / w.sum();
             var moved = (next - y).norm().item<float>();
+            var previous = y;
             y = next.MoveToOuterDisposeScope();
+            previous.Dispose();
             if (moved <= tolerance * Math.Max(1.0, y.norm().item<float>())) break;
         }
         return y.MoveToOuterDisposeScope();
