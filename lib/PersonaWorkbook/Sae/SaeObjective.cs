@@ -50,15 +50,15 @@ public static class SaeObjective
     {
         var cfg = sae.Config;
         var batch = x.shape[0];
-        Tensor centred, pre;
+        Tensor centred;
+        SparseCodes codes;
         using (no_grad())
         {
             centred = cfg.ApplyBDecToInput ? x - sae.b_dec : x;                          // (B, d_in)
-            pre = addmm(sae.b_enc, centred, sae.EncoderT.t(), 1, 1);                     // (B, d_sae)
+            codes = cfg.Architecture == SaeArchitecture.TopK
+                ? SparseSelection.PerTokenBlocked(centred, sae.EncoderT, sae.b_enc, cfg.K)
+                : SparseSelection.PerBatch(addmm(sae.b_enc, centred, sae.EncoderT.t(), 1, 1), (long)cfg.K * batch);
         }
-        var codes = cfg.Architecture == SaeArchitecture.TopK
-            ? SparseSelection.PerToken(pre, cfg.K)
-            : SparseSelection.PerBatch(pre, (long)cfg.K * batch);
         var selected = codes.PreActivations.detach().requires_grad_();                 // (N) leaf
         var acts = selected.relu();
         var decoded = sae.DecodeSparse(codes, acts);                                   // (B, d_in)
@@ -77,7 +77,12 @@ public static class SaeObjective
         {
             var kAux = Math.Min(o.AuxK ?? cfg.DIn / 2, deadCount);
             using (no_grad())
-                auxCodes = SparseSelection.PerToken(pre.masked_fill(dead!.logical_not(), double.NegativeInfinity), kAux);
+            {
+                // Only the dead latents' pre-activations are needed: a (B, n_dead) product, not a masked (B, d_sae) one.
+                var deadLatents = dead!.nonzero().squeeze(1);                                // (n_dead)
+                var c = SparseSelection.PerTokenBlocked(centred, sae.EncoderT.index_select(0, deadLatents), sae.b_enc.index_select(0, deadLatents), kAux);
+                auxCodes = c with { Latents = deadLatents.index_select(0, c.Latents) };
+            }
             auxSelected = auxCodes.PreActivations.detach().requires_grad_();
             auxActs = auxSelected.relu();
             deadReconstruction = sae.DecodeSparse(auxCodes, auxActs);                    // no b_dec

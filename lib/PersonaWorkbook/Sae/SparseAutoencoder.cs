@@ -147,7 +147,9 @@ public sealed class SparseAutoencoder : IDisposable
         if (Config.Architecture == SaeArchitecture.TopK)
         {
             var flat = Flatten(x);
-            var codes = SparseSelection.PerToken(PreActivationsScaled(flat * InputScale), Config.K);
+            var scaled = flat * InputScale;
+            var centred = Config.ApplyBDecToInput ? scaled - b_dec : scaled;
+            var codes = SparseSelection.PerTokenBlocked(centred, EncoderT, b_enc, Config.K);
             y = (DecodeSparse(codes, codes.PreActivations.relu()) + b_dec) / InputScale;
             y = y.view(x.shape);
         }

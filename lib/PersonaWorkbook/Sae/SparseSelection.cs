@@ -102,11 +102,41 @@ public static class SparseSelection
     /// <summary>Each token's k largest pre-activations (B, S) as codes.</summary>
     public static SparseCodes PerToken(Tensor pre, long k)
     {
+        var (values, indices) = TopK(pre, k);
+        return FromRows(values, indices);
+    }
+
+    /// <summary>
+    /// Each token's k largest pre-activations of <c>inputs · weightᵀ + bias</c> (inputs (B, d), weight (S, d)),
+    /// computed a block of tokens at a time: each block's ~8 MB of pre-activations is selected while still in cache,
+    /// and the whole (B, S) matrix never exists. Latent j of the result is row j of <paramref name="weight"/>.
+    /// </summary>
+    public static SparseCodes PerTokenBlocked(Tensor inputs, Tensor weight, Tensor bias, long k)
+    {
         using var scope = NewDisposeScope();
-        var (batch, _) = (pre.shape[0], pre.shape[1]);
-        var (values, indices) = TopK(pre, k);                                          // (B, k)
-        var rows = arange(batch, dtype: ScalarType.Int64, device: pre.device).repeat_interleave(k); // (B·k)
-        var offsets = arange(0, batch * k, k, dtype: ScalarType.Int64, device: pre.device);        // (B)
+        var (batch, width) = (inputs.shape[0], weight.shape[0]);
+        var blockRows = Math.Clamp((1L << 21) / width, 1, Math.Max(1, batch));
+        var values = new List<Tensor>();
+        var indices = new List<Tensor>();
+        for (long start = 0; start < batch; start += blockRows)
+        {
+            var pre = addmm(bias, inputs.narrow(0, start, Math.Min(blockRows, batch - start)), weight.t(), 1, 1); // (b, S)
+            var (v, i) = TopK(pre, k);
+            pre.Dispose();
+            values.Add(v);
+            indices.Add(i);
+        }
+        var codes = FromRows(cat(values), cat(indices));
+        return Outer(codes);
+    }
+
+    /// <summary>Codes from per-token (B, k) values and latent indices.</summary>
+    static SparseCodes FromRows(Tensor values, Tensor indices)
+    {
+        using var scope = NewDisposeScope();
+        var (batch, k) = (values.shape[0], values.shape[1]);
+        var rows = arange(batch, dtype: ScalarType.Int64, device: values.device).repeat_interleave(k); // (B·k)
+        var offsets = arange(0, batch * k, k, dtype: ScalarType.Int64, device: values.device);        // (B)
         return Outer(new SparseCodes(rows, indices.reshape(-1), offsets, values.reshape(-1), batch));
     }
 
