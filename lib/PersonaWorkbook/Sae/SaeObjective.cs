@@ -11,8 +11,9 @@ public sealed record SaeStepStats(double Loss, double Mse, double Fvu, double Au
 /// TopK / BatchTopK: loss = FVU + auxk_coef·AuxK, with FVU = Σ‖x̂−x‖² / Σ‖x−x̄‖² over the batch (OpenAI's normalised
 /// MSE, sparsify's fvu). ReLU: loss = mean_b Σ_d (x̂−x)² + λ·mean_b Σ_i f_i‖W_dec,i‖ (SAELens standard).
 /// TopK and BatchTopK never form a (B, d_sae) gradient: the selected pre-activations are leaves of the autograd graph,
-/// the decoder is an embedding bag over the active rows, and the encoder's gradient is scattered into the selected
-/// rows of W_encᵀ by a sparse (d_sae × B, k nonzeros per token) times dense (B × d_in) product after backward.
+/// the decoder is an embedding bag over the active rows, and after backward the gradients of W_dec and W_encᵀ are
+/// scattered into the active rows by sparse (d_sae × B, k nonzeros per token) times dense (B × d_in) products.
+/// TopK does not even hold the (B, d_sae) pre-activations: they are selected block by block as the encoder computes them.
 /// </summary>
 public static class SaeObjective
 {
