@@ -85,10 +85,14 @@ public sealed class SaeTrainer : IDisposable
                 if (head.Count == 0) throw new ArgumentException("no training batches");
                 Initialise(head);
             }
+            // Stops pulling at Steps, so an endless stream (a cycling store) is fine.
             foreach (var batch in head.Concat(Rest(source)))
             {
-                if (StepCount >= options.Steps) { batch.Dispose(); continue; }
-                using (batch) Step(batch);
+                using (batch)
+                {
+                    if (StepCount >= options.Steps) break;
+                    Step(batch);
+                }
             }
         }
         finally

@@ -16,7 +16,7 @@ public class SaeTrainingTests
         var (train, directions) = SaeTestData.SparseMixture(4096, 32, 48, 3.0 / 48, seed: 1);
         using var sae = SaeTestData.TopK(dIn: 32, dSae: 96, k: 6, seed: 2);
         using var trainer = new SaeTrainer(sae, new SaeTrainingOptions { LearningRate = 3e-3, Steps = 600, LogEvery = 100, DeadTokens = 20_000 });
-        var batches = Enumerable.Range(0, 600).Select(i => train.narrow(0, i % 16 * 256, 256).alias());
+        var batches = Enumerable.Range(0, int.MaxValue).Select(i => train.narrow(0, i % 16 * 256, 256).alias()); // endless: Steps stops it
         var log = trainer.Train(batches);
 
         var (test, _) = SaeTestData.SparseMixture(2048, 32, 48, 3.0 / 48, seed: 3, directions: directions);
