@@ -18,7 +18,7 @@ public sealed class SaeBenchCommand : ICommand
                               "Times a TopK SAE training step (sparse decode, scattered encoder gradient, Adam, unit-norm decoder) on random\n" +
                               "activations, the encoder matmul alone (the floor), and the same SAE written densely in PyTorch\n" +
                               "(sae_dense_baseline.py run by --python, default /usr/bin/python3; --no-python skips it), at the same shape and\n" +
-                              "thread count, and prints the fastest step times, tokens/s and the ratios. --out writes the results as JSON.\n" +
+                              "thread count, and prints median step times, tokens/s and the ratios. --out writes the results as JSON.\n" +
                               "On a machine shared with other busy processes, start it with OMP_WAIT_POLICY=PASSIVE (inherited by the\n" +
                               "baseline): spinning OpenMP workers otherwise make every small parallel op many times slower.");
             return 0;

@@ -4,8 +4,7 @@ The same SAE and step as PersonaWorkbook.Sae's TopK trainer (W_enc [d_in, d_sae]
 unit rows, b_dec; pre = (x - b_dec) W_enc + b_enc; keep each token's top k, ReLU; x_hat = f W_dec + b_dec; loss =
 FVU; decoder-gradient component along each row removed; grad-norm clip 1.0; Adam; rows renormalised), written the
 usual dense way: the top-k activations are scattered into a (batch, d_sae) matrix and decoded with a dense matmul, so
-autograd does three more batch x d_in x d_sae matmuls in backward. Prints one JSON line of the fastest times in ms
-(interference from other processes only ever adds time).
+autograd does three more batch x d_in x d_sae matmuls in backward. Prints one JSON line of median (and fastest) times in ms.
 """
 import argparse
 import json
@@ -64,8 +63,8 @@ def main():
     timed(encoder, a.warmup)
     steps = timed(step, a.steps)
     floor = timed(encoder, a.steps)
-    print(json.dumps({"torch": torch.__version__, "step_ms": min(steps), "encoder_ms": min(floor),
-                      "step_median_ms": statistics.median(steps), "encoder_median_ms": statistics.median(floor),
+    print(json.dumps({"torch": torch.__version__, "step_ms": statistics.median(steps), "encoder_ms": statistics.median(floor),
+                      "step_min_ms": min(steps), "encoder_min_ms": min(floor),
                       "threads": torch.get_num_threads()}))
 
 
