@@ -10,6 +10,7 @@ public static class Program
         new Commands.KernelCommand(),
         new Commands.WorldCommand(),
         new Commands.BenchCommand(),
+        new Commands.SaeBenchCommand(),
     };
 
     public static int Main(string[] args)
