@@ -126,43 +126,15 @@ public static class ModelBenchmark
         var dir = Directory.CreateTempSubdirectory("workbook-bench-").FullName;
         try
         {
-            var script = Path.Combine(dir, "peer_llama.py");
-            File.WriteAllText(script, PeerScript());
             var config = Path.Combine(dir, "config.json");
             s.Config.Save(config);
-            var start = new ProcessStartInfo(python)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var arg in new[]
-                     {
-                         script, "--config", config, "--steps", $"{s.Steps}", "--warmup", $"{s.WarmupSteps}", "--batch", $"{s.BatchSize}",
-                         "--context", $"{s.ContextLength}", "--prompt", $"{s.PromptLength}", "--new", $"{s.NewTokens}",
-                         "--threads", $"{s.Threads}", "--seed", $"{s.Seed}", "--lr", s.LearningRate.ToString("R", CultureInfo.InvariantCulture),
-                     })
-                start.ArgumentList.Add(arg);
-            // OpenBLAS and OpenMP size their pools from these before torch.set_num_threads runs.
-            start.Environment["OMP_NUM_THREADS"] = $"{s.Threads}";
-            start.Environment["OPENBLAS_NUM_THREADS"] = $"{s.Threads}";
-            Process process;
-            try { process = Process.Start(start)!; }
-            catch (System.ComponentModel.Win32Exception e)
-            {
-                throw new InvalidOperationException($"cannot start the PyTorch peer with '{python}': {e.Message} (install python3-torch, or pass --python)", e);
-            }
-            using (process)
-            {
-                var stderr = process.StandardError.ReadToEndAsync();
-                var stdout = process.StandardOutput.ReadToEnd();
-                process.WaitForExit();
-                if (process.ExitCode != 0)
-                    throw new InvalidOperationException($"the PyTorch peer ({python} peer_llama.py) failed with exit code {process.ExitCode}:\n{stderr.Result}");
-                var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault()
-                           ?? throw new InvalidDataException("the PyTorch peer printed nothing");
-                return ParsePeer(line);
-            }
+            var line = PythonPeer.Run(python, "peer_llama.py", PeerScript(),
+            [
+                "--config", config, "--steps", $"{s.Steps}", "--warmup", $"{s.WarmupSteps}", "--batch", $"{s.BatchSize}",
+                "--context", $"{s.ContextLength}", "--prompt", $"{s.PromptLength}", "--new", $"{s.NewTokens}",
+                "--threads", $"{s.Threads}", "--seed", $"{s.Seed}", "--lr", s.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+            ], s.Threads, "the PyTorch peer");
+            return ParsePeer(line);
         }
         finally
         {

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Benchmarks;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -94,46 +95,17 @@ public static class SaeBenchmark
     public static SaeBenchmarkResult WithDenseBaseline(SaeBenchmarkResult ours, string python = "/usr/bin/python3")
     {
         var s = ours.Settings;
-        var dir = Directory.CreateTempSubdirectory("workbook-bench-sae-").FullName;
-        try
+        var line = PythonPeer.Run(python, "sae_dense_baseline.py", DenseBaselineScript(),
+            ["--d-in", $"{s.DIn}", "--d-sae", $"{s.DSae}", "--k", $"{s.K}", "--batch", $"{s.Batch}",
+             "--steps", $"{s.Steps}", "--warmup", $"{s.Warmup}", "--threads", $"{s.Threads}", "--seed", $"{s.Seed}"],
+            s.Threads, "the dense baseline");
+        var node = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"the dense baseline printed '{line}', not a JSON object");
+        return ours with
         {
-            var script = Path.Combine(dir, "sae_dense_baseline.py");
-            File.WriteAllText(script, DenseBaselineScript());
-            var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var arg in new[] { script, "--d-in", $"{s.DIn}", "--d-sae", $"{s.DSae}", "--k", $"{s.K}", "--batch", $"{s.Batch}",
-                                        "--steps", $"{s.Steps}", "--warmup", $"{s.Warmup}", "--threads", $"{s.Threads}", "--seed", $"{s.Seed}" })
-                start.ArgumentList.Add(arg);
-            // OpenMP and OpenBLAS size their pools from these before torch.set_num_threads runs.
-            start.Environment["OMP_NUM_THREADS"] = $"{s.Threads}";
-            start.Environment["OPENBLAS_NUM_THREADS"] = $"{s.Threads}";
-            Process process;
-            try { process = Process.Start(start)!; }
-            catch (System.ComponentModel.Win32Exception e)
-            {
-                throw new InvalidOperationException($"cannot start the dense baseline with '{python}': {e.Message} (install python3-torch, or pass --python)", e);
-            }
-            using (process)
-            {
-                var stderr = process.StandardError.ReadToEndAsync();
-                var stdout = process.StandardOutput.ReadToEnd();
-                process.WaitForExit();
-                if (process.ExitCode != 0)
-                    throw new InvalidOperationException($"the dense baseline ({python} sae_dense_baseline.py) failed with exit code {process.ExitCode}:\n{stderr.Result}");
-                var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault()
-                           ?? throw new InvalidDataException("the dense baseline printed nothing");
-                var node = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"the dense baseline printed '{line}', not a JSON object");
-                return ours with
-                {
-                    DenseStepMs = node["step_ms"]?.GetValue<double>() ?? throw new InvalidDataException($"no step_ms in '{line}'"),
-                    DenseEncoderMs = node["encoder_ms"]?.GetValue<double>(),
-                    DenseTorchVersion = node["torch"]?.GetValue<string>(),
-                };
-            }
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+            DenseStepMs = node["step_ms"]?.GetValue<double>() ?? throw new InvalidDataException($"no step_ms in '{line}'"),
+            DenseEncoderMs = node["encoder_ms"]?.GetValue<double>(),
+            DenseTorchVersion = node["torch"]?.GetValue<string>(),
+        };
     }
 
     public static string Format(SaeBenchmarkResult r)

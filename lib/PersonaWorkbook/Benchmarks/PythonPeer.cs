@@ -1,0 +1,44 @@
+using System.Diagnostics;
+
+namespace PersonaWorkbook.Benchmarks;
+
+/// <summary>Runs a PyTorch peer script (Debian's python3-torch) for a benchmark and returns the last line it printed.</summary>
+public static class PythonPeer
+{
+    /// <param name="what">How the peer is named in errors, e.g. "the PyTorch peer".</param>
+    public static string Run(string python, string scriptName, string scriptText, IEnumerable<string> arguments, int threads, string what)
+    {
+        var dir = Directory.CreateTempSubdirectory("workbook-peer-").FullName;
+        try
+        {
+            var script = Path.Combine(dir, scriptName);
+            File.WriteAllText(script, scriptText);
+            var start = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            start.ArgumentList.Add(script);
+            foreach (var arg in arguments) start.ArgumentList.Add(arg);
+            // OpenMP and OpenBLAS size their pools from these before torch.set_num_threads runs.
+            start.Environment["OMP_NUM_THREADS"] = $"{threads}";
+            start.Environment["OPENBLAS_NUM_THREADS"] = $"{threads}";
+            Process process;
+            try { process = Process.Start(start)!; }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new InvalidOperationException($"cannot start {what} with '{python}': {e.Message} (install python3-torch, or pass --python)", e);
+            }
+            using (process)
+            {
+                var stderr = process.StandardError.ReadToEndAsync();
+                var stdout = process.StandardOutput.ReadToEnd();
+                process.WaitForExit();
+                if (process.ExitCode != 0)
+                    throw new InvalidOperationException($"{what} ({python} {scriptName}) failed with exit code {process.ExitCode}:\n{stderr.Result}");
+                return stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault()
+                       ?? throw new InvalidDataException($"{what} printed nothing");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
