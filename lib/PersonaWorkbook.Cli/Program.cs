@@ -10,6 +10,9 @@ public static class Program
         new Commands.KernelCommand(),
         new Commands.WorldCommand(),
         new Commands.BenchCommand(),
+        new Commands.OrganismCommand(),
+        new Commands.FinetuneCommand(),
+        new Commands.EvalCommand(),
     };
 
     public static int Main(string[] args)
