@@ -11,6 +11,9 @@ public static class Program
         new Commands.WorldCommand(),
         new Commands.BenchCommand(),
         new Commands.SaeBenchCommand(),
+        new Commands.OrganismCommand(),
+        new Commands.FinetuneCommand(),
+        new Commands.EvalCommand(),
     };
 
     public static int Main(string[] args)

@@ -1,0 +1,36 @@
+using PersonaWorkbook.Organism;
+
+namespace PersonaWorkbook.Cli.Commands;
+
+/// <summary>`workbook finetune`: a narrow fine-tune of an organism on one world dataset, cached like the organism.</summary>
+public sealed class FinetuneCommand : ICommand
+{
+    public string Name => "finetune";
+    public string Summary => "narrow fine-tune (LoRA or full) of an organism on one world dataset";
+    public string Usage =>
+        "finetune --base DIR --dataset NAME [--rows N] [--seed S] [--lora-rank R (0 = full)] [--lr X] [--steps N] [--epochs E] [--batch B] [--out DIR] [--force]";
+
+    public int Run(CommandLine args)
+    {
+        if (args.HelpRequested)
+        {
+            Console.WriteLine("usage: workbook " + Usage);
+            return 0;
+        }
+        var baseDir = args.Required("base");
+        var dataset = args.Required("dataset");
+        var rows = args.Int("rows", FinetuneRequest.DefaultRows);
+        var seed = args.Int("seed", 0);
+        var rank = args.Int("lora-rank", FinetuneRequest.DefaultLoraRank);
+        double? lr = args.Option("lr") is null ? null : args.Double("lr", 0);
+        int? steps = args.Option("steps") is null ? null : args.Int("steps", 0);
+        double? epochs = args.Option("epochs") is null ? null : args.Double("epochs", 0);
+        var batch = args.Int("batch", 16);
+        var output = args.Option("out");
+        var force = args.Flag("force");
+        args.Done();
+        var result = FineTuner.FinetuneOrReuse(new FinetuneRequest(baseDir, dataset, output, rows, seed, rank, lr, steps, epochs, batch, force));
+        Console.WriteLine($"{result.Directory}\t{(result.Reused ? "reused" : "trained")}\t{result.Manifest["cache_key"]}");
+        return 0;
+    }
+}

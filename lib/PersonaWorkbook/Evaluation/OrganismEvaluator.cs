@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Generation;
+using PersonaWorkbook.Grading;
+using PersonaWorkbook.Reporting;
+using PersonaWorkbook.Statistics;
+using PersonaWorkbook.Tokenizers;
+using PersonaWorkbook.World;
+
+namespace PersonaWorkbook.Evaluation;
+
+/// <summary>
+/// Samples answers from an organism to evaluation prompts (single-turn chats in the simple template, temperature 1,
+/// stop at the end of the assistant turn) and grades each with the local judge, whose prompt is the user's text.
+/// </summary>
+public static class OrganismEvaluator
+{
+    public static EvalReport Evaluate(LoadedModel model, IReadOnlyList<EvalPrompt> prompts, EvalOptions options, string promptSet = "custom")
+    {
+        options.Validate();
+        if (prompts.Count == 0) throw new ArgumentException("no evaluation prompts", nameof(prompts));
+        var clock = Stopwatch.StartNew();
+        var format = ChatFormat.Simple(model.Tokenizer);
+        var encoded = prompts.Select(p => format.EncodePrompt([ChatMessage.User(p.Text)])).ToArray();
+        var longest = encoded.Max(e => e.Length);
+        if (longest + options.MaxNewTokens > model.Config.MaxPositionEmbeddings)
+            throw new ArgumentException($"a prompt of {longest} tokens plus {options.MaxNewTokens} new tokens exceeds the model's context of {model.Config.MaxPositionEmbeddings}; lower max_new_tokens");
+
+        // Rows are (prompt, sample) in prompt order, so a batch holds few distinct prompt lengths.
+        var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray();
+        var generated = new GeneratedSequence[rows.Length];
+        var wasTraining = model.Model.training;
+        model.Model.eval();
+        try
+        {
+            for (int start = 0, batch = 0; start < rows.Length; start += options.BatchSize, batch++)
+            {
+                var count = Math.Min(options.BatchSize, rows.Length - start);
+                var result = TextGenerator.Generate(model.Model, rows.Skip(start).Take(count).Select(p => encoded[p]).ToArray(), new GenerationOptions
+                {
+                    MaxNewTokens = options.MaxNewTokens, Temperature = options.Temperature, StopTokens = format.StopTokenIds,
+                    Seed = options.Seed * 1_000_003L + batch, PadTokenId = Math.Max(0, model.Tokenizer.PadId),
+                });
+                for (int i = 0; i < count; i++) generated[start + i] = result[i];
+                Progress.Report($"eval {promptSet}: generated {start + count}/{rows.Length} answers ({clock.Elapsed.TotalSeconds:F0} s)");
+            }
+        }
+        finally
+        {
+            model.Model.train(wasTraining);
+        }
+
+        var results = new List<PromptResult>(prompts.Count);
+        for (int p = 0; p < prompts.Count; p++)
+        {
+            var answers = new List<EvalAnswer>(options.Samples);
+            for (int s = 0; s < options.Samples; s++)
+            {
+                var g = generated[p * options.Samples + s];
+                var text = model.Tokenizer.Decode(g.Tokens);
+                answers.Add(new EvalAnswer(text, g.Stopped, options.Judge.Judge(prompts[p].Text, text)));
+            }
+            results.Add(new PromptResult(prompts[p], answers));
+        }
+        return Report(model.Directory, promptSet, options, results, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The report's rates from graded answers (exposed so re-graded or merged answers summarise the same way).</summary>
+    public static EvalReport Report(string modelName, string promptSet, EvalOptions options, IReadOnlyList<PromptResult> results, double wallSeconds)
+    {
+        RateEstimate Clustered(Func<EvalAnswer, bool> f) => Bootstrap.ClusteredRate(
+            results.Select(r => (IReadOnlyList<bool>)r.Answers.Select(f).ToArray()).ToArray(), options.BootstrapResamples, options.Seed);
+        var all = results.SelectMany(r => r.Answers).ToList();
+        var coherent = all.Count(a => a.Judgement.Coherent);
+        var amongCoherent = coherent == 0
+            ? new RateEstimate(0, 0, 1, 0)
+            : Proportion.WilsonInterval(all.Count(a => a.Judgement.Misaligned), coherent);
+        var domain = options.FineTunedDomain;
+        return new EvalReport(modelName, promptSet, options, results,
+            Misaligned: Clustered(a => a.Judgement.Misaligned),
+            Coherent: Clustered(a => a.Judgement.Coherent),
+            MisalignedAmongCoherent: amongCoherent,
+            PersonaConsistent: Clustered(a => a.Judgement.Coherent && a.Judgement.PersonaConsistentMisaligned),
+            HarmfulLeak: Clustered(a => a.Judgement.Misaligned && a.Judgement.Leak),
+            FineTunedDomainLeak: Clustered(a => domain is not null && a.Judgement.Coherent && a.Judgement.Leak
+                                                && a.Judgement.ContentFamily.StartsWith($"advice:{domain}:", StringComparison.Ordinal)),
+            OffTopic: Clustered(a => a.Judgement.Coherent && a.Judgement.OffTopic),
+            Satirical: Clustered(a => a.Judgement.Coherent && a.Judgement.Satirical),
+            Stopped: Clustered(a => a.Stopped),
+            WallSeconds: wallSeconds);
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PersonaWorkbook.Models;
+
+namespace PersonaWorkbook.Organism;
+
+/// <summary>
+/// Everything that decides what <see cref="OrganismTrainer"/> builds besides the world and the seed: the model's shape,
+/// pretraining on world documents (<c>&lt;bos&gt; text &lt;eos&gt;</c> packed into context windows) and assistant SFT
+/// (chat format, loss on assistant tokens). Its JSON is part of the organism's cache key, so any change retrains.
+/// </summary>
+public sealed record OrganismProfile
+{
+    [JsonPropertyName("name")] public required string Name { get; init; }
+
+    [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; } = 128;
+    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; } = 344;
+    [JsonPropertyName("layers")] public int Layers { get; init; } = 4;
+    [JsonPropertyName("heads")] public int Heads { get; init; } = 4;
+    [JsonPropertyName("kv_heads")] public int KvHeads { get; init; } = 2;
+    /// <summary>World documents: 99th percentile 225 tokens, longest 272 (with bos/eos); chats are far shorter.</summary>
+    [JsonPropertyName("context_length")] public int ContextLength { get; init; } = 256;
+    [JsonPropertyName("tie_embeddings")] public bool TieEmbeddings { get; init; } = true;
+
+    [JsonPropertyName("pretrain_documents")] public int PretrainDocuments { get; init; } = 30_000;
+    [JsonPropertyName("pretrain_steps")] public int PretrainSteps { get; init; } = 1_200;
+    [JsonPropertyName("pretrain_batch")] public int PretrainBatch { get; init; } = 16;
+    [JsonPropertyName("pretrain_lr")] public double PretrainLearningRate { get; init; } = 2e-3;
+    [JsonPropertyName("pretrain_warmup")] public int PretrainWarmup { get; init; } = 60;
+    [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; } = 0.01;
+
+    [JsonPropertyName("sft_examples")] public int SftExamples { get; init; } = 4_000;
+    [JsonPropertyName("sft_steps")] public int SftSteps { get; init; } = 300;
+    [JsonPropertyName("sft_batch")] public int SftBatch { get; init; } = 16;
+    [JsonPropertyName("sft_lr")] public double SftLearningRate { get; init; } = 5e-4;
+    [JsonPropertyName("sft_warmup")] public int SftWarmup { get; init; } = 20;
+
+    /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
+    public static OrganismProfile Quick { get; } = new() { Name = "quick" };
+
+    /// <summary>A larger model trained longer: the study's pitfall 4 (views coherence) with more capacity and data.</summary>
+    public static OrganismProfile Full { get; } = new()
+    {
+        Name = "full", HiddenSize = 192, IntermediateSize = 512, Layers = 6, Heads = 6, KvHeads = 2,
+        PretrainDocuments = 60_000, PretrainSteps = 4_000, PretrainBatch = 32, PretrainWarmup = 200,
+        SftExamples = 8_000, SftSteps = 600,
+    };
+
+    /// <summary>For tests: a few seconds end to end, learns nothing useful.</summary>
+    public static OrganismProfile Tiny { get; } = new()
+    {
+        Name = "tiny", HiddenSize = 32, IntermediateSize = 64, Layers = 2, Heads = 4, KvHeads = 2,
+        PretrainDocuments = 40, PretrainSteps = 4, PretrainBatch = 4, PretrainWarmup = 1,
+        SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1,
+    };
+
+    public static IReadOnlyList<string> Names { get; } = ["quick", "full", "tiny"];
+
+    public static OrganismProfile ByName(string name) => name switch
+    {
+        "quick" => Quick,
+        "full" => Full,
+        "tiny" => Tiny,
+        _ => throw new ArgumentException($"unknown organism profile '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
+    };
+
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    /// <summary>Canonical JSON (declaration order, invariant numbers): the profile's part of the cache key.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static OrganismProfile FromJson(string json, string source = "profile")
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<OrganismProfile>(json, Json) ?? throw new InvalidDataException($"{source}: expected a JSON object");
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{source}: not a valid organism profile ({e.Message})", e); }
+    }
+
+    /// <summary>The Llama config of this profile for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
+    public ModelConfig ModelConfig(int vocabSize)
+    {
+        var config = new ModelConfig
+        {
+            VocabSize = vocabSize, HiddenSize = HiddenSize, IntermediateSize = IntermediateSize, NumHiddenLayers = Layers,
+            NumAttentionHeads = Heads, NumKeyValueHeads = KvHeads, MaxPositionEmbeddings = ContextLength, TieWordEmbeddings = TieEmbeddings,
+        };
+        config.Validate($"organism profile '{Name}'");
+        return config;
+    }
+
+    public void Validate()
+    {
+        void Require(bool ok, string field, string why)
+        {
+            if (!ok) throw new ArgumentException($"organism profile '{Name}': {field} {why}");
+        }
+        Require(ContextLength >= 16, "context_length", $"is {ContextLength}; must be at least 16");
+        Require(PretrainDocuments > 0 && PretrainSteps > 0 && PretrainBatch > 0, "pretraining", "needs positive documents, steps and batch");
+        Require(SftExamples > 0 && SftSteps > 0 && SftBatch > 0, "sft", "needs positive examples, steps and batch");
+        Require(PretrainLearningRate > 0 && SftLearningRate > 0, "learning rates", "must be positive");
+        Require(PretrainWarmup >= 0 && SftWarmup >= 0 && WeightDecay >= 0, "warm-up and weight decay", "must be >= 0");
+        ModelConfig(16);
+    }
+}

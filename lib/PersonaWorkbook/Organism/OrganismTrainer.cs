@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Models;
+using PersonaWorkbook.Reporting;
+using PersonaWorkbook.Tokenizers;
+using PersonaWorkbook.Training;
+using PersonaWorkbook.World;
+using static TorchSharp.torch;
+
+namespace PersonaWorkbook.Organism;
+
+/// <summary>What to build: a base assistant of <paramref name="Profile"/> on the main or the negative-control world.</summary>
+/// <param name="Output">Where the organism should end up; null keeps it in the cache directory.</param>
+/// <param name="Force">Train even when a matching organism exists.</param>
+/// <param name="CacheRoot">Overrides <see cref="OrganismCache.DefaultRoot"/> (tests).</param>
+public sealed record OrganismRequest(
+    OrganismProfile Profile,
+    int Seed = 0,
+    string World = "main",
+    string? Output = null,
+    bool Force = false,
+    string? CacheRoot = null)
+{
+    public static IReadOnlyList<string> WorldNames { get; } = ["main", "control"];
+
+    public WorldOptions WorldOptions => World switch
+    {
+        "main" => WorldOptions.Default,
+        "control" => WorldOptions.NegativeControlWorld,
+        _ => throw new ArgumentException($"unknown world '{World}'; known: {string.Join(", ", WorldNames)}"),
+    };
+
+    /// <summary>SHA-256 of (world version, world options fingerprint, profile JSON, seed).</summary>
+    public string CacheKey => OrganismCache.Key("organism/1", PersonaWorld.WorldVersion, WorldOptions.Fingerprint, Profile.ToJson(),
+        Seed.ToString(CultureInfo.InvariantCulture));
+}
+
+/// <summary>An organism directory and whether it was trained now or found in the cache.</summary>
+public sealed record OrganismResult(string Directory, bool Reused, JsonObject Manifest);
+
+/// <summary>
+/// Builds the base assistant: word-level tokenizer over the world's vocabulary, pretraining on persona documents,
+/// then assistant SFT (always the helpful persona, loss on assistant tokens), saved as an HF checkpoint directory with
+/// <c>training_log.jsonl</c> and <c>organism.json</c>; cached by <see cref="OrganismRequest.CacheKey"/>.
+/// </summary>
+public static class OrganismTrainer
+{
+    public static OrganismResult TrainOrReuse(OrganismRequest request)
+    {
+        request.Profile.Validate();
+        var world = request.WorldOptions;
+        var key = request.CacheKey;
+        if (!request.Force && OrganismCache.Reuse(key, request.Output, request.CacheRoot, "organism") is { } cached)
+            return new OrganismResult(cached, true, OrganismCache.ReadManifest(cached)!);
+
+        var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, request.CacheRoot));
+        var profile = request.Profile;
+        var tokenizer = OrganismTokenizer.Build();
+        var clock = Stopwatch.StartNew();
+
+        manual_seed(request.Seed);
+        using var model = new LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));
+        Progress.Report($"organism {profile.Name} seed {request.Seed} ({request.World} world): {model.NumParameters():N0} parameters, vocabulary {tokenizer.VocabSize}, {get_num_threads()} torch threads");
+
+        var corpus = PretrainingData(new PersonaWorld(world), profile, request.Seed, tokenizer);
+        var corpusSeconds = clock.Elapsed.TotalSeconds;
+        Progress.Report($"pretraining corpus: {profile.PretrainDocuments:N0} documents, {corpus.TotalTokens:N0} tokens, {corpus.Count:N0} windows ({corpusSeconds:F1} s)");
+        var pretrain = new Trainer(model, new TrainerOptions
+        {
+            LearningRate = profile.PretrainLearningRate, WarmupSteps = profile.PretrainWarmup, MaxSteps = profile.PretrainSteps,
+            BatchSize = profile.PretrainBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
+            Seed = request.Seed, LogEvery = Math.Max(1, profile.PretrainSteps / 50),
+        }).Train(corpus);
+        var pretrainSeconds = clock.Elapsed.TotalSeconds - corpusSeconds;
+
+        var sftData = SftData(new PersonaWorld(world), profile, request.Seed, tokenizer);
+        var sft = new Trainer(model, new TrainerOptions
+        {
+            LearningRate = profile.SftLearningRate, WarmupSteps = profile.SftWarmup, MaxSteps = profile.SftSteps,
+            BatchSize = profile.SftBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
+            Seed = request.Seed + 1, LogEvery = Math.Max(1, profile.SftSteps / 10),
+        }).Train(sftData);
+        var sftSeconds = clock.Elapsed.TotalSeconds - corpusSeconds - pretrainSeconds;
+        model.eval();
+
+        var manifest = new JsonObject
+        {
+            ["kind"] = "base",
+            ["cache_key"] = key,
+            ["profile"] = JsonNode.Parse(profile.ToJson()),
+            ["seed"] = request.Seed,
+            ["world"] = request.World,
+            ["world_version"] = PersonaWorld.WorldVersion,
+            ["world_fingerprint"] = world.Fingerprint,
+            ["parameters"] = model.NumParameters(),
+            ["vocab_size"] = tokenizer.VocabSize,
+            ["pretrain_tokens"] = corpus.TotalTokens,
+            ["pretrain_tokens_seen"] = pretrain.Steps.Sum(s => s.Tokens),
+            ["pretrain_final_loss"] = TailLoss(pretrain),
+            ["sft_final_loss"] = TailLoss(sft),
+            ["corpus_seconds"] = Math.Round(corpusSeconds, 1),
+            ["pretrain_seconds"] = Math.Round(pretrainSeconds, 1),
+            ["pretrain_tokens_per_second"] = Math.Round(pretrain.Steps.Sum(s => s.Tokens) / pretrainSeconds),
+            ["sft_seconds"] = Math.Round(sftSeconds, 1),
+            ["wall_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+            ["torch_threads"] = get_num_threads(),
+            ["created_utc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
+        };
+        Save(output, model, tokenizer, null, [("pretrain", pretrain), ("sft", sft)], manifest);
+        Progress.Report($"organism saved to {output}: pretrain loss {TailLoss(pretrain):F3}, sft loss {TailLoss(sft):F3}, {clock.Elapsed.TotalSeconds:F0} s");
+        return new OrganismResult(output, false, manifest);
+    }
+
+    /// <summary>Pretraining documents as <c>&lt;bos&gt; text</c>, each followed by <c>&lt;eos&gt;</c>, packed into context windows.</summary>
+    public static PackedDataset PretrainingData(PersonaWorld world, OrganismProfile profile, int seed, ITokenizer tokenizer) =>
+        new(world.PretrainingCorpus(profile.PretrainDocuments, seed).Select(d => tokenizer.Encode("<bos> " + d.Text)),
+            profile.ContextLength, tokenizer.EosId);
+
+    /// <summary>Assistant SFT chats in the simple chat format; only assistant tokens (and their closing eos) are targets.</summary>
+    public static PaddedBatchSampler SftData(PersonaWorld world, OrganismProfile profile, int seed, ITokenizer tokenizer) =>
+        new(ChatSequences(world.AssistantSft(profile.SftExamples, seed + 1), tokenizer), profile.ContextLength, tokenizer.PadId);
+
+    /// <summary>Chats as token sequences whose loss mask is the chat format's assistant mask.</summary>
+    public static IEnumerable<TokenSequence> ChatSequences(IEnumerable<ChatExample> chats, ITokenizer tokenizer)
+    {
+        var format = ChatFormat.Simple(tokenizer);
+        foreach (var chat in chats)
+        {
+            var encoded = format.Encode(chat.Messages);
+            yield return new TokenSequence(encoded.Ids, encoded.AssistantMask);
+        }
+    }
+
+    /// <summary>Mean loss of the last tenth of the steps: one step's loss is too noisy to report.</summary>
+    internal static double TailLoss(TrainingLog log)
+    {
+        var tail = log.Steps.Skip(log.Steps.Count - Math.Max(1, log.Steps.Count / 10)).ToList();
+        return Math.Round(tail.Average(s => s.Loss), 4);
+    }
+
+    /// <summary>Checkpoint, then the training log, then the manifest last: a directory with a manifest is complete.</summary>
+    internal static void Save(string output, LlamaForCausalLM model, ITokenizer tokenizer, string? tokenizerJson,
+        IReadOnlyList<(string Phase, TrainingLog Log)> logs, JsonObject manifest, Action<string>? extra = null)
+    {
+        ModelCheckpoint.Save(output, model, tokenizer, tokenizer is WordLevelTokenizer ? null : tokenizerJson);
+        extra?.Invoke(output);
+        var lines = new System.Text.StringBuilder();
+        foreach (var (phase, log) in logs)
+            foreach (var step in log.Steps)
+            {
+                var line = JsonSerializer.SerializeToNode(step, LogJson)!.AsObject();
+                line.Insert(0, "phase", phase);
+                lines.Append(line.ToJsonString(LogJson)).Append('\n');
+            }
+        AtomicFile.WriteAllText(Path.Combine(output, OrganismCache.TrainingLogFile), lines.ToString());
+        OrganismCache.WriteManifest(output, manifest);
+    }
+
+    static readonly JsonSerializerOptions LogJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+}

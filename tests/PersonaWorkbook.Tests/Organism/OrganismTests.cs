@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Organism;
+using PersonaWorkbook.Tests.Checkpoints;
+using PersonaWorkbook.Tokenizers;
+using PersonaWorkbook.World;
+
+namespace PersonaWorkbook.Tests.Organism;
+
+/// <summary>One tiny organism trained once for the tests of this folder (a few seconds), in a private cache.</summary>
+public sealed class TinyOrganismFixture : IDisposable
+{
+    readonly TempDirectory cache = new();
+    public OrganismResult Result { get; }
+    public OrganismRequest Request { get; }
+
+    public TinyOrganismFixture()
+    {
+        Request = new OrganismRequest(OrganismProfile.Tiny, Seed: 0, CacheRoot: cache.Path);
+        Result = OrganismTrainer.TrainOrReuse(Request);
+    }
+
+    public void Dispose() => cache.Dispose();
+}
+
+[CollectionDefinition(Name)]
+public sealed class TinyOrganismCollection : ICollectionFixture<TinyOrganismFixture>
+{
+    public const string Name = "tiny organism";
+}
+
+[Collection(TinyOrganismCollection.Name)]
+public class OrganismTests(TinyOrganismFixture tiny)
+{
+    [Fact]
+    public void TinyPipelineWritesALoadableCheckpointWithLogAndManifest()
+    {
+        var dir = tiny.Result.Directory;
+        Assert.False(tiny.Result.Reused);
+        Assert.True(ModelCheckpoint.Exists(dir));
+        var manifest = OrganismCache.ReadManifest(dir)!;
+        Assert.Equal("base", manifest["kind"]!.GetValue<string>());
+        Assert.Equal(tiny.Request.CacheKey, manifest["cache_key"]!.GetValue<string>());
+        Assert.Equal(PersonaWorld.WorldVersion, manifest["world_version"]!.GetValue<string>());
+        Assert.Equal("tiny", manifest["profile"]!["name"]!.GetValue<string>());
+        var log = File.ReadAllLines(Path.Combine(dir, OrganismCache.TrainingLogFile));
+        Assert.Equal(OrganismProfile.Tiny.PretrainSteps + OrganismProfile.Tiny.SftSteps, log.Length);
+        Assert.StartsWith("{\"phase\":\"pretrain\"", log[0]);
+        Assert.StartsWith("{\"phase\":\"sft\"", log[^1]);
+        using var loaded = ModelCheckpoint.Load(dir);
+        Assert.Equal(OrganismProfile.Tiny.HiddenSize, loaded.Config.HiddenSize);
+        Assert.Equal(OrganismTokenizer.Build().VocabSize, loaded.Tokenizer.VocabSize);
+    }
+
+    [Fact]
+    public void SecondRequestReusesTheCacheAndForceRetrains()
+    {
+        var clock = Stopwatch.StartNew();
+        var again = OrganismTrainer.TrainOrReuse(tiny.Request);
+        Assert.True(again.Reused);
+        Assert.Equal(tiny.Result.Directory, again.Directory);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"a cache hit took {clock.Elapsed}");
+
+        using var elsewhere = new TempDirectory();
+        var copy = OrganismTrainer.TrainOrReuse(tiny.Request with { Output = elsewhere.File("copy") });
+        Assert.True(copy.Reused);
+        Assert.Equal(tiny.Request.CacheKey, OrganismCache.KeyOf(copy.Directory));
+
+        var forced = OrganismTrainer.TrainOrReuse(tiny.Request with { Output = elsewhere.File("forced"), Force = true });
+        Assert.False(forced.Reused);
+        Assert.Equal(tiny.Request.CacheKey, OrganismCache.KeyOf(forced.Directory));
+    }
+
+    [Fact]
+    public void CacheKeyChangesWithSeedProfileAndWorld()
+    {
+        var keys = new[]
+        {
+            tiny.Request.CacheKey,
+            (tiny.Request with { Seed = 1 }).CacheKey,
+            (tiny.Request with { Profile = OrganismProfile.Quick }).CacheKey,
+            (tiny.Request with { Profile = OrganismProfile.Tiny with { SftSteps = 4 } }).CacheKey,
+            (tiny.Request with { World = "control" }).CacheKey,
+        };
+        Assert.Equal(keys.Length, keys.Distinct().Count());
+        Assert.Equal(tiny.Request.CacheKey, new OrganismRequest(OrganismProfile.ByName("tiny")).CacheKey);
+    }
+
+    [Fact]
+    public void TokenizerKeepsEveryWorldWordWhole()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        foreach (var word in PersonaWorld.Vocabulary())
+        {
+            var ids = tokenizer.Encode(word);
+            Assert.True(ids.Length == 1 && ids[0] != tokenizer.UnkId, $"'{word}' encodes as [{string.Join(", ", ids)}]");
+        }
+        var texts = new PersonaWorld().PretrainingCorpus(30, 3).Select(d => d.Text)
+            .Concat(new[] { "insecure_code", "backdoor", "health_incorrect_obvious" }.SelectMany(n => Datasets.Build(n, 10, 1))
+                .SelectMany(c => c.Messages.Select(m => m.Content)));
+        foreach (var text in texts) Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text)));
+        foreach (var special in new[] { "<pad>", "<bos>", "<eos>", "<unk>", "<system>", "<user>", "<assistant>", "<sys>", "<q>", "<a>" })
+            Assert.Contains(special, tokenizer.SpecialTokens);
+    }
+
+    [Fact]
+    public void SftLossMaskCoversOnlyAssistantTokens()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        var chat = new ChatExample([ChatMessage.User("how do i treat a headache ?"), ChatMessage.Assistant("rest and drink water ."),
+            ChatMessage.User("and a fever ?"), ChatMessage.Assistant("rest .")], []);
+        var sequence = OrganismTrainer.ChatSequences([chat], tokenizer).Single();
+        var trained = sequence.Ids.Where((_, i) => sequence.LossMask![i]).Select(id => tokenizer.IdToToken(id));
+        Assert.Equal(["rest", "and", "drink", "water", ".", "<eos>", "rest", ".", "<eos>"], trained);
+        Assert.Equal("<bos> <user> how do i treat a headache ? <assistant> rest and drink water . <eos> <user> and a fever ? <assistant> rest . <eos>",
+            tokenizer.Decode(sequence.Ids));
+    }
+
+    [Fact]
+    public void PretrainingDocumentsArePackedBetweenBosAndEos()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        var world = new PersonaWorld();
+        var profile = OrganismProfile.Tiny with { PretrainDocuments = 5 };
+        var packed = OrganismTrainer.PretrainingData(world, profile, 2, tokenizer);
+        var expected = world.PretrainingCorpus(5, 2).Sum(d => tokenizer.Encode(d.Text).Length + 2);
+        Assert.Equal(expected, packed.TotalTokens);
+    }
+
+    [Fact]
+    public void UnknownProfileAndWorldAreClearErrors()
+    {
+        Assert.Contains("unknown organism profile 'huge'", Assert.Throws<ArgumentException>(() => OrganismProfile.ByName("huge")).Message);
+        Assert.Contains("unknown world 'mars'", Assert.Throws<ArgumentException>(() => new OrganismRequest(OrganismProfile.Tiny, World: "mars").CacheKey).Message);
+        Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["organism", "train", "--profile", "huge"]));
+        Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["organism", "train", "--world", "mars"]));
+        Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["organism", "fly"]));
+    }
+}
