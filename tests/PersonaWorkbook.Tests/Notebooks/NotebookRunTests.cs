@@ -101,7 +101,7 @@ public class NotebookRunTests(PlotsRun plots) : IClassFixture<PlotsRun>
         var html = File.ReadAllText(plots.Files.Report);
         Assert.Contains("\"name\":\"loss\"", html);
         Assert.Contains("\"type\":\"bar\"", html);
-        Assert.Equal(1, Regex.Matches(html, Regex.Escape("plotly.js v" + PlotlyHtml.Version)).Count);
+        Assert.Single(Regex.Matches(html, Regex.Escape("plotly.js v" + PlotlyHtml.Version)));
         Assert.Contains("<h1>Sample — plots</h1>", html);
         Assert.Contains("<em>small</em>", html);
         Assert.DoesNotMatch("<script[^>]*src=", html);
@@ -120,7 +120,7 @@ public class NotebookRunTests(PlotsRun plots) : IClassFixture<PlotsRun>
             ["metadata"] = new JsonObject(), ["output_type"] = "display_data",
         };
         var page = HtmlReport.Page("one", HtmlReport.Output(output) + HtmlReport.Output(output.DeepClone().AsObject()));
-        Assert.Equal(1, Regex.Matches(page, Regex.Escape("plotly.js v" + PlotlyHtml.Version)).Count);
+        Assert.Single(Regex.Matches(page, Regex.Escape("plotly.js v" + PlotlyHtml.Version)));
         Assert.Equal(2, Regex.Matches(page, "class=\"workbook-plotly\"").Count);
     }
 

@@ -18,6 +18,25 @@ public static class CellHelpers
 
     public static DisplayedValue Display(this object? value, params string[] mimeTypes) => display(value, mimeTypes);
 
+    /// <summary>Raw HTML to display or return from a cell, as the C# kernel's <c>HTML(...)</c>.</summary>
+    public static Microsoft.AspNetCore.Html.IHtmlContent HTML(string html) => new Microsoft.AspNetCore.Html.HtmlString(html);
+
+    /// <summary>Shows <paramref name="content"/> verbatim as <paramref name="mimeType"/> (JSON mime types are parsed), as the kernel's DisplayAs.</summary>
+    public static DisplayedValue DisplayAs(this string content, string mimeType)
+    {
+        var scope = CellScope.Current
+            ?? throw new InvalidOperationException("DisplayAs() works only while a notebook cell is running.");
+        object value = content;
+        if (MimeBundle.IsJsonMimeType(mimeType))
+        {
+            try { value = System.Text.Json.Nodes.JsonNode.Parse(content)!; }
+            catch (System.Text.Json.JsonException e) { throw new ArgumentException($"DisplayAs(\"{mimeType}\"): the content is not valid JSON ({e.Message})", e); }
+        }
+        var displayId = Guid.NewGuid().ToString("N");
+        scope.Sink.Display(new MimeBundle { [mimeType] = value }, displayId);
+        return new DisplayedValue(displayId, [mimeType], scope.Sink, scope.Executor.Formatter);
+    }
+
     /// <summary>
     /// Cancelled when the running cell is cancelled or passes its time limit. Code cannot be stopped from outside,
     /// so long loops in cells should check it.

@@ -39,6 +39,7 @@ public sealed class MimeFormatter
     {
         null => new MimeBundle { [Plain] = Formatter.NullString },
         string s => new MimeBundle { [Plain] = s },
+        Microsoft.AspNetCore.Html.IHtmlContent html => new MimeBundle { [Html] = HtmlText(html) },
         GenericChart chart => Chart(chart),
         torch.Tensor tensor => Tensor(tensor),
         IFrameFormattable frame => Table(frame.InteractiveFormat(TableRowLimit, 20, false), ((IFsiFormattable)value).Format(),
@@ -51,6 +52,13 @@ public sealed class MimeFormatter
             [Plain] = Formatter.ToDisplayString(value, Plain),
         },
     };
+
+    static string HtmlText(Microsoft.AspNetCore.Html.IHtmlContent html)
+    {
+        using var writer = new StringWriter();
+        html.WriteTo(writer, System.Text.Encodings.Web.HtmlEncoder.Default);
+        return writer.ToString();
+    }
 
     MimeBundle Chart(GenericChart chart)
     {
