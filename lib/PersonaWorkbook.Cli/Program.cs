@@ -11,6 +11,7 @@ public static class Program
         new Commands.WorldCommand(),
         new Commands.BenchCommand(),
         new Commands.SaeBenchCommand(),
+        new Commands.SaeCommand(),
     };
 
     public static int Main(string[] args)
