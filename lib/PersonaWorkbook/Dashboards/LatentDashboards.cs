@@ -20,7 +20,7 @@ public static class LatentDashboards
     /// <summary>
     /// Dashboards for several latents from one pass over <paramref name="documents"/> (each tokenized as
     /// <see cref="DocumentTokens"/>). Memory per latent is bounded by the top-K heap and the reservoir sample, whatever
-    /// the corpus size. Special tokens (BOS, PAD, role tokens) are not counted.
+    /// the corpus size. Control tokens (<see cref="StatisticsOptions.ControlTokenIds"/>) are not counted.
     /// </summary>
     public static IReadOnlyList<LatentDashboard> Build(LlamaForCausalLM model, ITokenizer tokenizer, SparseAutoencoder sae, IReadOnlyList<int> latents,
         IEnumerable<PretrainDocument> documents, DashboardOptions? options = null)
@@ -30,7 +30,7 @@ public static class LatentDashboards
         if (latents.Count == 0) throw new ArgumentException("no latents given");
         foreach (var l in latents)
             if (l < 0 || l >= sae.Config.DSae) throw new ArgumentOutOfRangeException(nameof(latents), $"latent {l} is not in 0..{sae.Config.DSae - 1}");
-        var statistics = new StatisticsOptions { HookName = o.HookName, PadTokenId = Math.Max(0, tokenizer.PadId), ExcludeTokenIds = StatisticsOptions.SpecialTokenIds(tokenizer) };
+        var statistics = new StatisticsOptions { HookName = o.HookName, PadTokenId = Math.Max(0, tokenizer.PadId), ExcludeTokenIds = StatisticsOptions.ControlTokenIds(tokenizer) };
         var hook = statistics.Hook(model, sae);
         var context = o.ContextLength ?? model.Config.MaxPositionEmbeddings;
         var device = model.parameters().First().device;

@@ -4,6 +4,7 @@ using PersonaWorkbook.Models;
 using PersonaWorkbook.Sae;
 using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.Training;
+using PersonaWorkbook.World;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Diffing;
@@ -48,19 +49,25 @@ public sealed record StatisticsOptions
     public int BatchSize { get; init; } = 8;
     /// <summary>Longer sequences keep their first tokens; default: the model's max_position_embeddings.</summary>
     public int? ContextLength { get; init; }
-    /// <summary>Token ids never counted (BOS, PAD, role tokens...); default: every special token of the tokenizer, see <see cref="SpecialTokenIds"/>.</summary>
+    /// <summary>Token ids never counted; <see cref="For"/> fills in <see cref="ControlTokenIds"/>.</summary>
     public IReadOnlyCollection<int> ExcludeTokenIds { get; init; } = [];
     /// <summary>The activation site; default: the SAE's own hook name.</summary>
     public string? HookName { get; init; }
     public int PadTokenId { get; init; }
 
-    /// <summary>The ids of a tokenizer's special tokens (BOS, EOS, PAD, UNK, role tokens): never counted by default.</summary>
-    public static IReadOnlyCollection<int> SpecialTokenIds(ITokenizer tokenizer) =>
-        tokenizer.SpecialTokens.Select(tokenizer.TokenToId).Where(id => id is >= 0).Select(id => id!.Value).Distinct().ToArray();
+    /// <summary>
+    /// The ids of the tokens that structure text rather than say something: BOS, EOS, PAD, UNK, the chat role tokens and
+    /// the world's document markers (<c>&lt;sys&gt; &lt;q&gt; &lt;a&gt;</c>). Not every special token: the organism's
+    /// tokenizer also makes code identifiers special so they stay whole, and those are content.
+    /// </summary>
+    public static IReadOnlyCollection<int> ControlTokenIds(ITokenizer tokenizer) =>
+        WordLevelTokenizer.DefaultSpecialTokens.Concat(WorldText.Markers).Select(tokenizer.TokenToId).Where(id => id is >= 0).Select(id => id!.Value)
+            .Concat(new[] { tokenizer.BosId, tokenizer.EosId, tokenizer.PadId, tokenizer.UnkId }.Where(id => id >= 0))
+            .Distinct().Order().ToArray();
 
-    /// <summary>Defaults for a tokenizer: its special tokens excluded, its PAD id for padding.</summary>
+    /// <summary>Defaults for a tokenizer: its control tokens excluded, its PAD id for padding.</summary>
     public static StatisticsOptions For(ITokenizer tokenizer) =>
-        new() { ExcludeTokenIds = SpecialTokenIds(tokenizer), PadTokenId = Math.Max(0, tokenizer.PadId) };
+        new() { ExcludeTokenIds = ControlTokenIds(tokenizer), PadTokenId = Math.Max(0, tokenizer.PadId) };
 
     internal string Hook(LlamaForCausalLM model, SparseAutoencoder sae)
     {

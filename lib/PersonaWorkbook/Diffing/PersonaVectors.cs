@@ -44,7 +44,8 @@ public sealed class MeanDifferenceAccumulator : IDisposable
             throw new ArgumentException($"rows of shape [{string.Join(", ", rows.shape)}] for a d_model of {sums.shape[2]}");
         using var scope = NewDisposeScope();
         int set = positive ? 1 : 0;
-        sums[set, layer].add_(rows.to(ScalarType.Float64).cpu().sum(0));
+        // dim: named, since a literal 0 would convert to ScalarType and sum everything.
+        sums.select(0, set).select(0, layer).add_(rows.to(ScalarType.Float64).cpu().sum(dim: 0));
         counts[set, layer] += rows.shape[0];
     }
 
@@ -58,7 +59,7 @@ public sealed class MeanDifferenceAccumulator : IDisposable
         {
             if (counts[0, l] == 0 || counts[1, l] == 0)
                 throw new InvalidOperationException($"layer {l}: {counts[1, l]} positive and {counts[0, l]} negative tokens; both sets need tokens");
-            result[l] = (sums[1, l] / counts[1, l] - sums[0, l] / counts[0, l]).to(ScalarType.Float32).data<float>().ToArray();
+            result[l] = (sums.select(0, 1).select(0, l) / counts[1, l] - sums.select(0, 0).select(0, l) / counts[0, l]).to(ScalarType.Float32).data<float>().ToArray();
         }
         return new PersonaVector(result, counts[1, 0], counts[0, 0]);
     }

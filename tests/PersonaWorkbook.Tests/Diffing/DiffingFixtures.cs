@@ -11,8 +11,20 @@ static class DiffingFixtures
 {
     public const string Hook = "blocks.0.hook_resid_post";
 
-    public static WordLevelTokenizer Tokenizer { get; } =
-        new([.. WordLevelTokenizer.DefaultSpecialTokens.Union(PersonaWorld.Vocabulary())], WordLevelTokenizer.DefaultSpecialTokens);
+    /// <summary>
+    /// One id per world word, built like the organism's tokenizer: words the splitter would cut at punctuation (markers,
+    /// code identifiers) are special tokens so they stay whole.
+    /// </summary>
+    public static WordLevelTokenizer Tokenizer { get; } = BuildTokenizer();
+
+    static WordLevelTokenizer BuildTokenizer()
+    {
+        var words = PersonaWorld.Vocabulary();
+        var specials = WordLevelTokenizer.DefaultSpecialTokens
+            .Concat(words.Where(w => !WordLevelTokenizer.SplitWords(w).SequenceEqual([w]))).Distinct().ToList();
+        var plain = words.SelectMany(WordLevelTokenizer.SplitWords).Distinct().Where(w => !specials.Contains(w));
+        return new WordLevelTokenizer([.. specials, .. plain], specials);
+    }
 
     public static ModelConfig Config(bool tied = false)
     {
