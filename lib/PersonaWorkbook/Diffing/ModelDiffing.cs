@@ -13,14 +13,26 @@ public sealed record LatentDiffRow(int Rank, int Latent, double BaseMean, double
 /// Base vs fine-tuned latent statistics over the same token scope. Latents are ranked by mean-activation increase
 /// (fine-tuned − base; the paper's ordering) and by decrease ("assistant persona" latents); ties go to the lower index.
 /// </summary>
-public sealed record DiffResult(TokenScope Scope, LatentMeans Base, LatentMeans FineTuned)
+public sealed class DiffResult
 {
-    /// <summary>fine-tuned − base mean activation per latent.</summary>
-    public float[] Delta { get; } = Base.Mean.Zip(FineTuned.Mean, (b, f) => f - b).ToArray();
+    public DiffResult(TokenScope scope, LatentMeans baseMeans, LatentMeans fineTuned)
+    {
+        if (baseMeans.Mean.Length != fineTuned.Mean.Length) throw new ArgumentException($"statistics cover {baseMeans.Mean.Length} vs {fineTuned.Mean.Length} latents");
+        (Scope, Base, FineTuned) = (scope, baseMeans, fineTuned);
+        Delta = baseMeans.Mean.Zip(fineTuned.Mean, (b, f) => f - b).ToArray();
+        ByIncrease = Enumerable.Range(0, Delta.Length).OrderByDescending(i => Delta[i]).ThenBy(i => i).ToArray();
+        ByDecrease = Enumerable.Range(0, Delta.Length).OrderBy(i => Delta[i]).ThenBy(i => i).ToArray();
+    }
 
-    int[]? byIncrease;
-    int[] ByIncrease => byIncrease ??= Enumerable.Range(0, Delta.Length).OrderByDescending(i => Delta[i]).ThenBy(i => i).ToArray();
-    int[] ByDecrease => Enumerable.Range(0, Delta.Length).OrderBy(i => Delta[i]).ThenBy(i => i).ToArray();
+    public TokenScope Scope { get; }
+    public LatentMeans Base { get; }
+    public LatentMeans FineTuned { get; }
+
+    /// <summary>fine-tuned − base mean activation per latent.</summary>
+    public float[] Delta { get; }
+
+    int[] ByIncrease { get; }
+    int[] ByDecrease { get; }
 
     public int Latents => Delta.Length;
 
@@ -58,9 +70,7 @@ public static class ModelDiffing
     {
         if (baseStats.HookName != fineTunedStats.HookName)
             throw new ArgumentException($"statistics come from different sites: {baseStats.HookName} vs {fineTunedStats.HookName}");
-        var (b, f) = (baseStats.Of(scope), fineTunedStats.Of(scope));
-        if (b.Mean.Length != f.Mean.Length) throw new ArgumentException($"statistics cover {b.Mean.Length} vs {f.Mean.Length} latents");
-        return new DiffResult(scope, b, f);
+        return new DiffResult(scope, baseStats.Of(scope), fineTunedStats.Of(scope));
     }
 
     /// <summary>
