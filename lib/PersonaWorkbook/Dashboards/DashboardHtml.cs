@@ -39,15 +39,16 @@ public static class DashboardHtml
     {
         var sb = new StringBuilder("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>latent dashboards</title>\n");
         sb.Append(Style).Append("</head><body>\n");
-        foreach (var d in dashboards) sb.Append(Fragment(d, shown));
+        foreach (var d in dashboards) sb.Append(Body(d, shown));
         return sb.Append("</body></html>\n").ToString();
     }
 
     /// <summary>One dashboard as an HTML fragment (its own style element included), for a notebook's text/html output.</summary>
-    public static string Fragment(LatentDashboard d, int shown = 20)
+    public static string Fragment(LatentDashboard d, int shown = 20) => Style + Body(d, shown);
+
+    static string Body(LatentDashboard d, int shown)
     {
-        var sb = new StringBuilder(Style);
-        sb.Append("<div class=\"wb-dash\">\n");
+        var sb = new StringBuilder("<div class=\"wb-dash\">\n");
         sb.Append($"<h3>Latent {d.Latent}</h3>\n<div class=\"summary\">{E(d.HookName)} · {d.Documents} documents, {d.Tokens} tokens · " +
                   $"density {F(d.Density * 100, "0.###")}% ({d.FiringTokens} firing) · max {F(d.MaxActivation)}</div>\n");
         sb.Append("<div class=\"cols\">\n");

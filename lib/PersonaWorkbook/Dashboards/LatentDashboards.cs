@@ -50,6 +50,8 @@ public static class LatentDashboards
             using (no_grad()) selected = sae.Encode(acts).index_select(2, latentIndex);                                      // (B, T, L)
             var values = selected.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
             var counted = PositionMasks.RealTokens(batch.InputIds, batch.AttentionMask, statistics.ExcludeTokenIds).cpu().data<bool>().ToArray();
+            if ((docIndex + group.Length) / 1000 > docIndex / 1000)
+                Reporting.Progress.Report($"dashboards: {docIndex + group.Length} documents, {tokens} tokens");
             for (int b = 0; b < group.Length; b++, docIndex++)
             {
                 int length = Math.Min(T, group[b].Ids.Length);

@@ -115,6 +115,9 @@ public class LatentDashboardTests
         Assert.Equal(System.Net.WebUtility.HtmlEncode(dashboard.TopContexts[0].Tokens[dashboard.TopContexts[0].Focus]), focus[0]);
         Assert.Contains("rgba(255,102,0,1)", html);   // the top activation is fully opaque
         Assert.Contains(dashboard.DominantPersona!.Persona.ToString().ToLowerInvariant(), html);
+        var fragment = DashboardHtml.Fragment(dashboard);
+        Assert.StartsWith("<style>", fragment);
+        Assert.DoesNotContain("<html", fragment);
         Assert.Equal("bar", (string?)PersonaWorkbook.Notebooks.Execution.PlotlyHtml.FigureJson(dashboard.HistogramChart())["data"]![0]!["type"]);
     }
 
