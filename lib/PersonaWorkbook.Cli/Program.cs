@@ -14,6 +14,7 @@ public static class Program
         new Commands.OrganismCommand(),
         new Commands.FinetuneCommand(),
         new Commands.EvalCommand(),
+        new Commands.SaeCommand(),
     };
 
     public static int Main(string[] args)

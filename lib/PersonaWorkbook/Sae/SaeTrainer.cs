@@ -177,7 +177,7 @@ public static class GeometricMedian
             using var step = NewDisposeScope();
             // Weights 1/‖x − y‖, floored so a point sitting on y does not divide by zero.
             var w = (points - y).norm(1).clamp_min(1e-8).reciprocal();                 // (N)
-            var next = (w.unsqueeze(1) * points).sum(0) / w.sum();
+            var next = (w.unsqueeze(1) * points).sum(dim: 0) / w.sum();                  // dim: named — a literal 0 would bind to sum(ScalarType)
             var moved = (next - y).norm().item<float>();
             var previous = y;
             y = next.MoveToOuterDisposeScope();

@@ -155,7 +155,7 @@ public static class SparseSelection
         var latents = sorted.remainder(width);
         var values = pre.view(-1).index_select(0, sorted);
         var counts = rows.bincount(null, batch);                                  // (B)
-        var offsets = counts.cumsum(0) - counts;
+        var offsets = counts.cumsum(dim: 0) - counts;
         return Outer(new SparseCodes(rows, latents, offsets, values, batch));
     }
 

@@ -37,6 +37,7 @@ public class SaeTrainingTests
         using var scope = NewDisposeScope();
         var points = cat([randn(50, 3, generator: new Generator(4)) * 0.1, full(1, 3, 100f)]);
         var median = GeometricMedian.Compute(points);
+        Assert.Equal(new long[] { 3 }, median.shape);
         Assert.True(median.norm().item<float>() < 0.2, $"median {median.norm().item<float>()}");
         Assert.True(points.mean([0]).norm().item<float>() > 3);
     }

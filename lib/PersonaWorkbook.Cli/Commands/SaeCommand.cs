@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Text.Json;
+using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Dashboards;
+using PersonaWorkbook.Diffing;
+using PersonaWorkbook.Generation;
+using PersonaWorkbook.Sae;
+using PersonaWorkbook.Tokenizers;
+using PersonaWorkbook.World;
+
+namespace PersonaWorkbook.Cli.Commands;
+
+/// <summary>`workbook sae`: latent dashboards over the persona world's corpus, and base vs fine-tuned SAE model diffing.</summary>
+public sealed class SaeCommand : ICommand
+{
+    public string Name => "sae";
+    public string Summary => "SAE latent dashboards (HTML) and base vs fine-tuned model diffing";
+    public string Usage =>
+        "sae dashboard --model DIR --sae DIR --latent N [--latent N]... [--documents N] [--seed S] [--top-k N] [--label document|turn] [--negative-control] [--out FILE.html] | " +
+        "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE]";
+
+    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json"];
+
+    public int Run(CommandLine args)
+    {
+        if (args.HelpRequested)
+        {
+            Console.WriteLine("usage: workbook " + Usage.Replace(" | ", "\n       workbook ") + "\n\n" +
+                              "dashboard: streams --documents pretraining documents of the persona world (default 2000, seed --seed) through the\n" +
+                              "  model, encodes the SAE's hook with the SAE and writes one self-contained HTML page with each latent's top\n" +
+                              "  contexts, quantile samples, histogram, logit effects and persona purity (labels: the document's persona, or\n" +
+                              "  with --label turn the persona acting in each turn — the ground truth of the --negative-control world).\n" +
+                              "diff: renders the world's evaluation prompts as chats, lets each model sample --samples responses per prompt\n" +
+                              "  (default 1, --max-new-tokens 48, temperature 1), and ranks latents by the change of their mean activation over\n" +
+                              "  the --scope tokens (default response); prints the top increases and decreases, --json writes both tables.");
+            return 0;
+        }
+        var values = new Dictionary<string, string>();
+        foreach (var key in Keys)
+            if (args.Option(key) is { } v) values[key] = v;
+        var latents = args.Many("latent");
+        var negativeControl = args.Flag("negative-control");
+        var sub = args.Positional("subcommand (dashboard, diff)");
+        void Allow(params string[] allowed)
+        {
+            foreach (var key in values.Keys)
+                if (!allowed.Contains(key)) throw new UsageException($"--{key} does not apply to 'sae {sub}'");
+            if (latents.Count > 0 && !allowed.Contains("latent")) throw new UsageException($"--latent does not apply to 'sae {sub}'");
+            if (negativeControl && !allowed.Contains("negative-control")) throw new UsageException($"--negative-control does not apply to 'sae {sub}'");
+        }
+        string Need(string key) => values.GetValueOrDefault(key) ?? throw new UsageException($"--{key} is required");
+        int Int(string key, int fallback, int min)
+        {
+            if (!values.TryGetValue(key, out var v)) return fallback;
+            if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)) throw new UsageException($"--{key} wants a whole number, got '{v}'");
+            return n >= min ? n : throw new UsageException($"--{key} must be at least {min}, got {n}");
+        }
+        switch (sub)
+        {
+            case "dashboard":
+            {
+                Allow("model", "sae", "latent", "documents", "seed", "top-k", "label", "negative-control", "out");
+                if (latents.Count == 0) throw new UsageException("--latent is required");
+                var ids = latents.Select(l => int.TryParse(l, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n
+                    : throw new UsageException($"--latent wants a latent index, got '{l}'")).ToArray();
+                var label = values.GetValueOrDefault("label", "document") switch
+                {
+                    "document" => PersonaLabel.Document,
+                    "turn" => PersonaLabel.ActingTurn,
+                    var other => throw new UsageException($"--label wants document or turn, got '{other}'"),
+                };
+                return Dashboard(Need("model"), Need("sae"), ids, Int("documents", 2000, 1), Int("seed", 0, 0), Int("top-k", 100, 1), label,
+                    negativeControl, values.GetValueOrDefault("out") ?? $"latent-{string.Join("-", ids)}.html");
+            }
+            case "diff":
+            {
+                Allow("base", "finetuned", "sae", "prompts", "samples", "max-new-tokens", "scope", "seed", "top", "json");
+                var prompts = values.GetValueOrDefault("prompts", "views") switch
+                {
+                    "views" => EvalPrompts.Views,
+                    "heldout" => EvalPrompts.HeldOutViews,
+                    "betley" => EvalPrompts.Betley,
+                    var other => throw new UsageException($"--prompts wants views, heldout or betley, got '{other}'"),
+                };
+                var scope = values.GetValueOrDefault("scope", "response") switch
+                {
+                    "response" => TokenScope.Response,
+                    "prompt" => TokenScope.Prompt,
+                    "all" => TokenScope.All,
+                    var other => throw new UsageException($"--scope wants response, prompt or all, got '{other}'"),
+                };
+                return Diff(Need("base"), Need("finetuned"), Need("sae"), prompts.Select(p => p.Text).ToArray(), Int("samples", 1, 1),
+                    Int("max-new-tokens", 48, 1), scope, Int("seed", 0, 0), Int("top", 20, 1), values.GetValueOrDefault("json"));
+            }
+            default:
+                throw new UsageException($"unknown subcommand '{sub}' (dashboard, diff)");
+        }
+    }
+
+    static int Dashboard(string modelDir, string saeDir, int[] latents, int documents, int seed, int topK, PersonaLabel label, bool negativeControl, string outPath)
+    {
+        using var loaded = ModelCheckpoint.Load(modelDir);
+        using var sae = SaeFiles.Load(saeDir);
+        var world = new PersonaWorld(WorldOptions.Default with { NegativeControl = negativeControl });
+        Reporting.Progress.Report($"sae dashboard: {documents} documents, latents {string.Join(", ", latents)}");
+        var dashboards = LatentDashboards.Build(loaded.Model, loaded.Tokenizer, sae, latents, world.PretrainingCorpus(documents, seed),
+            new DashboardOptions { TopK = topK, PurityLabel = label, Seed = seed });
+        AtomicFile.WriteAllText(outPath, DashboardHtml.Render(dashboards));
+        foreach (var d in dashboards)
+            Console.WriteLine($"latent {d.Latent}\tdensity {d.Density:0.#####}\tmax {d.MaxActivation:0.###}\t" +
+                              $"top persona {d.DominantPersona?.Persona.ToString().ToLowerInvariant() ?? "-"} {d.DominantPersona?.Share ?? 0:0.00} of {d.TopContexts.Count}");
+        Console.WriteLine(outPath);
+        return 0;
+    }
+
+    static int Diff(string baseDir, string fineTunedDir, string saeDir, string[] prompts, int samples, int maxNewTokens, TokenScope scope, int seed, int top, string? jsonPath)
+    {
+        using var baseModel = ModelCheckpoint.Load(baseDir);
+        using var fineTuned = ModelCheckpoint.Load(fineTunedDir);
+        using var sae = SaeFiles.Load(saeDir);
+        var tokenizer = baseModel.Tokenizer;
+        if (fineTuned.Tokenizer.VocabSize != tokenizer.VocabSize)
+            throw new InvalidDataException($"{baseDir} and {fineTunedDir} have different vocabularies ({tokenizer.VocabSize} vs {fineTuned.Tokenizer.VocabSize} tokens)");
+        var format = ChatFormat.Simple(tokenizer);
+        var rendered = ModelDiffing.RenderPrompts(format, prompts.SelectMany(p => Enumerable.Repeat(p, samples)));
+        var options = StatisticsOptions.For(tokenizer);
+        var generation = new GenerationOptions { MaxNewTokens = maxNewTokens, StopTokens = format.StopTokenIds, PadTokenId = options.PadTokenId, Seed = seed };
+        Reporting.Progress.Report($"sae diff: {rendered.Length} prompts × 2 models");
+        var diff = ModelDiffing.OnPrompts(baseModel.Model, fineTuned.Model, sae, rendered, generation, options, scope);
+        var increases = diff.Increases(top);
+        var decreases = diff.Decreases(top);
+        Console.WriteLine($"{diff.Base.Tokens} base and {diff.FineTuned.Tokens} fine-tuned {scope.ToString().ToLowerInvariant()} tokens");
+        foreach (var (title, rows) in new[] { ("increase", increases), ("decrease", decreases) })
+        {
+            Console.WriteLine($"\ntop {rows.Count} by activation {title}\nrank\tlatent\tbase\tfinetuned\tdelta\tbase_freq\tft_freq");
+            foreach (var r in rows)
+                Console.WriteLine(string.Join('\t', r.Rank, r.Latent, F(r.BaseMean), F(r.FineTunedMean), F(r.Delta), F(r.BaseFiring), F(r.FineTunedFiring)));
+        }
+        if (jsonPath is not null)
+            AtomicFile.WriteAllText(jsonPath, JsonSerializer.Serialize(new
+            {
+                @base = baseDir, finetuned = fineTunedDir, sae = saeDir, hook = sae.Config.HookName, scope = scope.ToString().ToLowerInvariant(),
+                prompts = prompts.Length, samples, max_new_tokens = maxNewTokens, seed,
+                base_tokens = diff.Base.Tokens, finetuned_tokens = diff.FineTuned.Tokens, increases, decreases,
+            }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+        return 0;
+    }
+
+    static string F(double x) => x.ToString("0.######", CultureInfo.InvariantCulture);
+}
