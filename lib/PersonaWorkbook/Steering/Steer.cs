@@ -62,7 +62,10 @@ public static class Steer
         return Interventions.Scope([.. handles]);
     }
 
-    /// <summary>A Gaussian direction with the given norm and seed, shaped and placed like <paramref name="like"/>: the random control.</summary>
+    /// <summary>
+    /// A Gaussian direction with the given norm and seed, shaped and placed like <paramref name="like"/>: the random
+    /// control. libtorch uses only the low 32 bits of the seed.
+    /// </summary>
     public static Tensor RandomDirection(Tensor like, double norm, long seed)
     {
         using var scope = NewDisposeScope();

@@ -105,6 +105,20 @@ public static class SteeringSweep
         return (evaluate(model), norm);
     }
 
-    // The α's bits make the seed, so a screen's control at α matches a sweep's at the same α.
-    static long ControlSeed(long seed, double alpha) => unchecked(seed * 1_000_003L + BitConverter.DoubleToInt64Bits(alpha));
+    /// <summary>
+    /// The seed and α's bits mixed (SplitMix64's finaliser), so a screen's control at α matches a sweep's at the same α.
+    /// Folded to 32 bits because libtorch's CPU generator keeps only the low 32 bits of a seed, where the bits of
+    /// round strengths like 0.5 and 2 are all zero.
+    /// </summary>
+    internal static long ControlSeed(long seed, double alpha)
+    {
+        unchecked
+        {
+            ulong z = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)BitConverter.DoubleToInt64Bits(alpha);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            z ^= z >> 31;
+            return (long)((z ^ (z >> 32)) & 0xFFFF_FFFFUL);
+        }
+    }
 }
