@@ -2,6 +2,7 @@ using Deedle;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Evaluation;
+using PersonaWorkbook.Hooks;
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Sae;
@@ -19,7 +20,7 @@ public sealed record ScreenOptions
     public double MaxIncoherence { get; init; } = 0.10;
     /// <summary>+1 adds the decoder direction (does it induce misalignment on the base model), −1 subtracts it (does it suppress it on a fine-tune).</summary>
     public int Sign { get; init; } = +1;
-    public Hooks.Positions Positions { get; init; } = Hooks.Positions.All;
+    public Positions Positions { get; init; } = Positions.All;
     /// <summary>Seeds the random controls.</summary>
     public long Seed { get; init; }
 
@@ -36,7 +37,8 @@ public sealed record ScreenTrial(double Alpha, double Incoherence, double Misali
 /// <summary>
 /// One latent's screen: the strongest α (magnitude; the vector is Sign·α in <see cref="Scale"/>'s unit along the
 /// decoder row) whose incoherence stayed within the bound, and the evaluation there beside its random control; null
-/// <see cref="Alpha"/> and <see cref="At"/> when no tried α was coherent enough.
+/// <see cref="Alpha"/> and <see cref="At"/> when no tried α was coherent enough. <c>At.Alpha</c> is the signed
+/// strength applied (Sign·α).
 /// </summary>
 public sealed record LatentScreenResult(int Latent, int Sign, SteeringScale Scale, double? Alpha, IReadOnlyList<ScreenTrial> Trials, SteeringSweepRow? At)
 {
