@@ -8,7 +8,8 @@ namespace PersonaWorkbook.Tests.Lora;
 
 public class LoraTests
 {
-    static readonly Tensor Ids = tensor(new long[] { 1, 5, 9, 2, 7, 3, 11, 4, 1, 5, 9, 2, 7, 3, 11, 4 }).view(2, 8);
+    // A property, not a static field: a tensor created inside a test's dispose scope would be disposed with it.
+    static Tensor Ids => tensor(new long[] { 1, 5, 9, 2, 7, 3, 11, 4, 1, 5, 9, 2, 7, 3, 11, 4 }).view(2, 8);
 
     static LoraConfig Config(int r = 4, bool rs = false, string[]? targets = null, int[]? layers = null) => new()
     {

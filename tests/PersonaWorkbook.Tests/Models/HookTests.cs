@@ -6,7 +6,8 @@ namespace PersonaWorkbook.Tests.Hooks;
 
 public class HookTests
 {
-    static readonly Tensor Ids = tensor(new long[] { 0, 1, 5, 6, 7, 2, 1, 8, 9, 10 }, [2, 5]);
+    // A property, not a static field: a tensor created inside a test's dispose scope would be disposed with it.
+    static Tensor Ids => tensor(new long[] { 0, 1, 5, 6, 7, 2, 1, 8, 9, 10 }, [2, 5]);
 
     [Fact]
     public void CaptureGivesEverySiteWithShapes()
