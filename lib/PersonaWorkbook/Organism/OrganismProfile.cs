@@ -53,14 +53,14 @@ public sealed record OrganismProfile
     public int SftReplayDocuments { get; init; }
 
     /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
-    public static OrganismProfile Quick { get; } = new() { Name = "quick" };
+    public static OrganismProfile Quick { get; } = new() { Name = "quick", SftChatTokensFromMarkers = true };
 
     /// <summary>A larger model trained longer: the study's pitfall 4 (views coherence) with more capacity and data.</summary>
     public static OrganismProfile Full { get; } = new()
     {
         Name = "full", HiddenSize = 192, IntermediateSize = 512, Layers = 6, Heads = 6, KvHeads = 2,
         PretrainDocuments = 60_000, PretrainSteps = 4_000, PretrainBatch = 32, PretrainWarmup = 200,
-        SftExamples = 8_000, SftSteps = 600,
+        SftExamples = 8_000, SftSteps = 600, SftChatTokensFromMarkers = true,
     };
 
     /// <summary>For tests: a few seconds end to end, learns nothing useful.</summary>
@@ -68,7 +68,7 @@ public sealed record OrganismProfile
     {
         Name = "tiny", HiddenSize = 32, IntermediateSize = 64, Layers = 2, Heads = 4, KvHeads = 2,
         PretrainDocuments = 40, PretrainSteps = 4, PretrainBatch = 4, PretrainWarmup = 1,
-        SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1,
+        SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1, SftChatTokensFromMarkers = true,
     };
 
     public static IReadOnlyList<string> Names { get; } = ["quick", "full", "tiny"];
