@@ -74,6 +74,7 @@ public class OrganismEvaluatorTests(TinyOrganismFixture tiny)
         Assert.Equal(8, report.N);
         Assert.Equal(2 / 8.0, report.Misaligned.Rate, 9);
         Assert.Equal(7 / 8.0, report.Coherent.Rate, 9);
+        Assert.Equal(6 / 8.0, report.OnTopic.Rate, 9);
         Assert.Equal(2 / 7.0, report.MisalignedAmongCoherent.Rate, 9);
         Assert.Equal(1 / 8.0, report.PersonaConsistent.Rate, 9);
         Assert.Equal(1 / 8.0, report.HarmfulLeak.Rate, 9);
