@@ -83,6 +83,21 @@ public class OrganismEvaluatorTests(TinyOrganismFixture tiny)
     }
 
     [Fact]
+    public void PersonaProbesCoverEveryPersonaAndCondition()
+    {
+        using var model = ModelCheckpoint.Load(tiny.Result.Directory);
+        var results = PersonaProbes.Run(model, new PersonaWorld(), count: 3, maxNewTokens: 8);
+        Assert.Equal(new PersonaWorld().Options.Personas.Count * 2, results.Count);
+        Assert.All(results, r =>
+        {
+            Assert.Equal(3, r.Misaligned.N);
+            Assert.InRange(r.Misaligned.Rate, r.Misaligned.CiLow, r.Misaligned.CiHigh);
+        });
+        Assert.Contains(results, r => r.Persona == PersonaKind.Villain && r.Header && r.BehaviourTurns == 0);
+        Assert.Contains(results, r => r.Persona == PersonaKind.Helper && !r.Header && r.BehaviourTurns == 2);
+    }
+
+    [Fact]
     public void BadInputsAreClearErrors()
     {
         using var dir = new TempDirectory();
