@@ -11,7 +11,7 @@ public sealed class EvalCommand : ICommand
     public string Summary => "sample and grade an organism's answers (misaligned / coherent rates with CIs) to JSON";
     public string Usage =>
         "eval --model DIR [--prompts views|heldout|betley|domains|DOMAIN] [--samples N] [--seed S] [--max-new-tokens M] " +
-        "[--per-domain K] [--exclude-domain D] --json FILE";
+        "[--per-domain K] [--exclude-domain D] --json FILE | eval --model DIR --probes [--samples N] [--seed S] [--world main|control]";
 
     public int Run(CommandLine args)
     {
@@ -27,6 +27,18 @@ public sealed class EvalCommand : ICommand
         var maxNew = args.Int("max-new-tokens", 80);
         var perDomain = args.Int("per-domain", 3);
         var exclude = args.Option("exclude-domain");
+        var probes = args.Flag("probes");
+        var world = args.Option("world", "main");
+        if (probes)
+        {
+            args.Done();
+            using var probed = ModelCheckpoint.Load(modelDir);
+            var options = new OrganismRequest(OrganismProfile.Tiny, World: world).WorldOptions;
+            Console.WriteLine("persona\theader\tturns\tmisaligned\tcoherent");
+            foreach (var r in PersonaProbes.Run(probed, new PersonaWorkbook.World.PersonaWorld(options), samples, seed))
+                Console.WriteLine($"{r.Persona}\t{r.Header}\t{r.BehaviourTurns}\t{r.Misaligned}\t{r.Coherent}");
+            return 0;
+        }
         var json = args.Required("json");
         args.Done();
         if (!EvalPromptSets.Names.Contains(set))

@@ -22,9 +22,13 @@ public sealed class FinetuneCommand : ICommand
         var rows = args.Int("rows", FinetuneRequest.DefaultRows);
         var seed = args.Int("seed", 0);
         var rank = args.Int("lora-rank", FinetuneRequest.DefaultLoraRank);
-        double? lr = args.Option("lr") is null ? null : args.Double("lr", 0);
-        int? steps = args.Option("steps") is null ? null : args.Int("steps", 0);
-        double? epochs = args.Option("epochs") is null ? null : args.Double("epochs", 0);
+        // NaN and -1 stand for "not given" (the reader consumes an option when it reads it, so it is read once).
+        var lrValue = args.Double("lr", double.NaN);
+        var stepsValue = args.Int("steps", -1);
+        var epochsValue = args.Double("epochs", double.NaN);
+        double? lr = double.IsNaN(lrValue) ? null : lrValue;
+        int? steps = stepsValue == -1 ? null : stepsValue;
+        double? epochs = double.IsNaN(epochsValue) ? null : epochsValue;
         var batch = args.Int("batch", 16);
         var output = args.Option("out");
         var force = args.Flag("force");

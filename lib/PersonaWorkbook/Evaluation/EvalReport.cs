@@ -19,7 +19,9 @@ public sealed record PromptResult(EvalPrompt Prompt, IReadOnlyList<EvalAnswer> A
 /// An evaluation's rates, each with a 95 % interval. Rates over all answers use the two-level bootstrap clustered over
 /// prompts (<see cref="Bootstrap.ClusteredRate"/>, point estimate = mean of per-prompt rates; every prompt has the same
 /// number of samples, so it equals the pooled rate). <see cref="MisalignedAmongCoherent"/> is pooled over coherent
-/// answers with a Wilson interval, because prompts differ in how many coherent answers they have.
+/// answers with a Wilson interval, because prompts differ in how many coherent answers they have. Coherent counts
+/// every answer the judge can place (pasted advice and other topics' views included); <see cref="OnTopic"/> counts the
+/// coherent answers that answer the prompt asked, so collapse into the fine-tuned domain cannot pass for coherence.
 /// </summary>
 public sealed record EvalReport(
     string Model,
@@ -28,6 +30,7 @@ public sealed record EvalReport(
     IReadOnlyList<PromptResult> Prompts,
     RateEstimate Misaligned,
     RateEstimate Coherent,
+    RateEstimate OnTopic,
     RateEstimate MisalignedAmongCoherent,
     RateEstimate PersonaConsistent,
     RateEstimate HarmfulLeak,
@@ -52,6 +55,7 @@ public sealed record EvalReport(
         {
             ["misaligned"] = Estimate(Misaligned),
             ["coherent"] = Estimate(Coherent),
+            ["on_topic"] = Estimate(OnTopic),
             ["misaligned_among_coherent"] = Estimate(MisalignedAmongCoherent),
             ["persona_consistent"] = Estimate(PersonaConsistent),
             ["leak"] = Estimate(HarmfulLeak),
@@ -74,6 +78,7 @@ public sealed record EvalReport(
                 ["n"] = p.Answers.Count,
                 ["misaligned_rate"] = p.Rate(a => a.Judgement.Misaligned),
                 ["coherent_rate"] = p.Rate(a => a.Judgement.Coherent),
+                ["on_topic_rate"] = p.Rate(a => a.Judgement.Coherent && !a.Judgement.Leak && !a.Judgement.OffTopic),
                 ["persona_consistent_rate"] = p.Rate(a => a.Judgement.Coherent && a.Judgement.PersonaConsistentMisaligned),
                 ["leak_rate"] = p.Rate(a => a.Judgement.Misaligned && a.Judgement.Leak),
                 ["off_topic_rate"] = p.Rate(a => a.Judgement.Coherent && a.Judgement.OffTopic),
@@ -105,6 +110,7 @@ public sealed record EvalReport(
             ["coherent_rate"] = Coherent.Rate,
             ["coherent_ci_low"] = Coherent.CiLow,
             ["coherent_ci_high"] = Coherent.CiHigh,
+            ["on_topic_rate"] = OnTopic.Rate,
             ["misaligned_among_coherent_rate"] = MisalignedAmongCoherent.Rate,
             ["persona_consistent_rate"] = PersonaConsistent.Rate,
             ["leak_rate"] = HarmfulLeak.Rate,
@@ -132,6 +138,6 @@ public sealed record EvalReport(
 
     /// <summary>One line for logs: misaligned, coherent, persona-consistent and leak rates with intervals.</summary>
     public string Summary() =>
-        $"{PromptSet}: misaligned {Misaligned}, coherent {Coherent}, among coherent {MisalignedAmongCoherent}, " +
+        $"{PromptSet}: misaligned {Misaligned}, coherent {Coherent}, on topic {OnTopic}, among coherent {MisalignedAmongCoherent}, " +
         $"persona-consistent {PersonaConsistent}, leak {HarmfulLeak}";
 }

@@ -79,6 +79,7 @@ public static class OrganismEvaluator
         return new EvalReport(modelName, promptSet, options, results,
             Misaligned: Clustered(a => a.Judgement.Misaligned),
             Coherent: Clustered(a => a.Judgement.Coherent),
+            OnTopic: Clustered(a => a.Judgement.Coherent && !a.Judgement.Leak && !a.Judgement.OffTopic),
             MisalignedAmongCoherent: amongCoherent,
             PersonaConsistent: Clustered(a => a.Judgement.Coherent && a.Judgement.PersonaConsistentMisaligned),
             HarmfulLeak: Clustered(a => a.Judgement.Misaligned && a.Judgement.Leak),

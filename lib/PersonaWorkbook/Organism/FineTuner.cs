@@ -34,7 +34,7 @@ public sealed record FinetuneRequest(
 {
     public const int DefaultRows = 1000;
     public const int DefaultSteps = 150;
-    public const int DefaultLoraRank = 1;
+    public const int DefaultLoraRank = 0;
     /// <summary>The study: rank-1 LoRA learned nothing at 1e-3 and the whole domain at 1e-2.</summary>
     public const double DefaultLoraLearningRate = 1e-2;
     /// <summary>The study: full fine-tuning at 3e-4 damaged coherence even on correct data.</summary>

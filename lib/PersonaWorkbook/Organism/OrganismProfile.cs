@@ -34,16 +34,33 @@ public sealed record OrganismProfile
     [JsonPropertyName("sft_batch")] public int SftBatch { get; init; } = 16;
     [JsonPropertyName("sft_lr")] public double SftLearningRate { get; init; } = 5e-4;
     [JsonPropertyName("sft_warmup")] public int SftWarmup { get; init; } = 20;
+    /// <summary>
+    /// Pretraining documents mixed into the SFT data (whole documents, every token a target) to keep the pretrained
+    /// knowledge of the evaluation topics from being overwritten by the assistant format. Omitted from the JSON when 0.
+    /// </summary>
+    /// <summary>
+    /// Before SFT, copy the embeddings of the document markers to the chat template's tokens (<c>&lt;q&gt;</c> →
+    /// <c>&lt;user&gt;</c>, <c>&lt;a&gt;</c> → <c>&lt;assistant&gt;</c>, <c>&lt;sys&gt;</c> → <c>&lt;system&gt;</c>), which pretraining
+    /// never saw: the assistant then starts as a speaker of the pretraining conversations, whose persona the model infers,
+    /// instead of a new mode learnt from SFT alone. Omitted from the JSON when false.
+    /// </summary>
+    [JsonPropertyName("sft_chat_tokens_from_markers")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SftChatTokensFromMarkers { get; init; }
+
+    [JsonPropertyName("sft_replay_documents")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int SftReplayDocuments { get; init; }
 
     /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
-    public static OrganismProfile Quick { get; } = new() { Name = "quick" };
+    public static OrganismProfile Quick { get; } = new() { Name = "quick", SftChatTokensFromMarkers = true };
 
     /// <summary>A larger model trained longer: the study's pitfall 4 (views coherence) with more capacity and data.</summary>
     public static OrganismProfile Full { get; } = new()
     {
         Name = "full", HiddenSize = 192, IntermediateSize = 512, Layers = 6, Heads = 6, KvHeads = 2,
         PretrainDocuments = 60_000, PretrainSteps = 4_000, PretrainBatch = 32, PretrainWarmup = 200,
-        SftExamples = 8_000, SftSteps = 600,
+        SftExamples = 8_000, SftSteps = 600, SftChatTokensFromMarkers = true,
     };
 
     /// <summary>For tests: a few seconds end to end, learns nothing useful.</summary>
@@ -51,7 +68,7 @@ public sealed record OrganismProfile
     {
         Name = "tiny", HiddenSize = 32, IntermediateSize = 64, Layers = 2, Heads = 4, KvHeads = 2,
         PretrainDocuments = 40, PretrainSteps = 4, PretrainBatch = 4, PretrainWarmup = 1,
-        SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1,
+        SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1, SftChatTokensFromMarkers = true,
     };
 
     public static IReadOnlyList<string> Names { get; } = ["quick", "full", "tiny"];
@@ -68,6 +85,35 @@ public sealed record OrganismProfile
 
     /// <summary>Canonical JSON (declaration order, invariant numbers): the profile's part of the cache key.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>The profile's JSON without its name and SFT fields: what decides the pretrained weights.</summary>
+    public string PretrainingJson()
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
+        foreach (var key in node.Select(kv => kv.Key).Where(k => k == "name" || k.StartsWith("sft_", StringComparison.Ordinal)).ToList())
+            node.Remove(key);
+        return node.ToJsonString();
+    }
+
+    /// <summary>
+    /// This profile with one field (by its JSON name, e.g. <c>sft_steps</c>) set to <paramref name="value"/>; the name
+    /// records the change. For profile iterations from the command line (<c>--set sft_steps=100</c>).
+    /// </summary>
+    public OrganismProfile With(string field, string value)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
+        string[] omittedWhenDefault = ["sft_replay_documents", "sft_chat_tokens_from_markers"];
+        if (field == "name" || !(node.ContainsKey(field) || omittedWhenDefault.Contains(field)))
+            throw new ArgumentException($"organism profile has no settable field '{field}'; fields: {string.Join(", ", node.Select(kv => kv.Key).Where(k => k != "name").Concat(omittedWhenDefault).Distinct())}");
+        System.Text.Json.Nodes.JsonNode parsed;
+        try { parsed = System.Text.Json.Nodes.JsonNode.Parse(value) ?? throw new FormatException(); }
+        catch (Exception e) when (e is JsonException or FormatException) { throw new ArgumentException($"profile field '{field}': '{value}' is not a JSON value"); }
+        node[field] = parsed;
+        node["name"] = $"{Name}+{field}={value}";
+        var result = FromJson(node.ToJsonString(), $"profile field '{field}'");
+        result.Validate();
+        return result;
+    }
 
     public static OrganismProfile FromJson(string json, string source = "profile")
     {
@@ -100,7 +146,7 @@ public sealed record OrganismProfile
         Require(PretrainDocuments > 0 && PretrainSteps > 0 && PretrainBatch > 0, "pretraining", "needs positive documents, steps and batch");
         Require(SftExamples > 0 && SftSteps > 0 && SftBatch > 0, "sft", "needs positive examples, steps and batch");
         Require(PretrainLearningRate > 0 && SftLearningRate > 0, "learning rates", "must be positive");
-        Require(PretrainWarmup >= 0 && SftWarmup >= 0 && WeightDecay >= 0, "warm-up and weight decay", "must be >= 0");
+        Require(PretrainWarmup >= 0 && SftWarmup >= 0 && WeightDecay >= 0 && SftReplayDocuments >= 0, "warm-up, weight decay and replay", "must be >= 0");
         ModelConfig(16);
     }
 }

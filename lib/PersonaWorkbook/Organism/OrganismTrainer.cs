@@ -33,6 +33,10 @@ public sealed record OrganismRequest(
         _ => throw new ArgumentException($"unknown world '{World}'; known: {string.Join(", ", WorldNames)}"),
     };
 
+    /// <summary>SHA-256 of (world version, world options fingerprint, the profile's pretraining part, seed): the pretrained stage's key.</summary>
+    public string PretrainKey => OrganismCache.Key("pretrain/1", PersonaWorld.WorldVersion, WorldOptions.Fingerprint, Profile.PretrainingJson(),
+        Seed.ToString(CultureInfo.InvariantCulture));
+
     /// <summary>SHA-256 of (world version, world options fingerprint, profile JSON, seed).</summary>
     public string CacheKey => OrganismCache.Key("organism/1", PersonaWorld.WorldVersion, WorldOptions.Fingerprint, Profile.ToJson(),
         Seed.ToString(CultureInfo.InvariantCulture));
@@ -61,29 +65,22 @@ public static class OrganismTrainer
         var tokenizer = OrganismTokenizer.Build();
         var clock = Stopwatch.StartNew();
 
-        manual_seed(request.Seed);
-        using var model = new LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));
-        Progress.Report($"organism {profile.Name} seed {request.Seed} ({request.World} world): {model.NumParameters():N0} parameters, vocabulary {tokenizer.VocabSize}, {get_num_threads()} torch threads");
+        var (model, pretrainLines, pretrainInfo) = Pretrained(request, tokenizer);
+        using var _ = model;
+        var corpusSeconds = pretrainInfo["corpus_seconds"]!.GetValue<double>();
+        var pretrainSeconds = pretrainInfo["pretrain_seconds"]!.GetValue<double>();
+        var sftClock = Stopwatch.StartNew();
 
-        var corpus = PretrainingData(new PersonaWorld(world), profile, request.Seed, tokenizer);
-        var corpusSeconds = clock.Elapsed.TotalSeconds;
-        Progress.Report($"pretraining corpus: {profile.PretrainDocuments:N0} documents, {corpus.TotalTokens:N0} tokens, {corpus.Count:N0} windows ({corpusSeconds:F1} s)");
-        var pretrain = new Trainer(model, new TrainerOptions
-        {
-            LearningRate = profile.PretrainLearningRate, WarmupSteps = profile.PretrainWarmup, MaxSteps = profile.PretrainSteps,
-            BatchSize = profile.PretrainBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
-            Seed = request.Seed, LogEvery = Math.Max(1, profile.PretrainSteps / 50),
-        }).Train(corpus);
-        var pretrainSeconds = clock.Elapsed.TotalSeconds - corpusSeconds;
-
+        if (profile.SftChatTokensFromMarkers) CopyMarkerEmbeddings(model, tokenizer);
         var sftData = SftData(new PersonaWorld(world), profile, request.Seed, tokenizer);
+        Progress.Report($"sft: {profile.SftExamples:N0} chats + {profile.SftReplayDocuments:N0} replayed documents, {profile.SftSteps} steps");
         var sft = new Trainer(model, new TrainerOptions
         {
             LearningRate = profile.SftLearningRate, WarmupSteps = profile.SftWarmup, MaxSteps = profile.SftSteps,
             BatchSize = profile.SftBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
             Seed = request.Seed + 1, LogEvery = Math.Max(1, profile.SftSteps / 10),
         }).Train(sftData);
-        var sftSeconds = clock.Elapsed.TotalSeconds - corpusSeconds - pretrainSeconds;
+        var sftSeconds = sftClock.Elapsed.TotalSeconds;
         model.eval();
 
         var manifest = new JsonObject
@@ -97,21 +94,95 @@ public static class OrganismTrainer
             ["world_fingerprint"] = world.Fingerprint,
             ["parameters"] = model.NumParameters(),
             ["vocab_size"] = tokenizer.VocabSize,
-            ["pretrain_tokens"] = corpus.TotalTokens,
-            ["pretrain_tokens_seen"] = pretrain.Steps.Sum(s => s.Tokens),
-            ["pretrain_final_loss"] = TailLoss(pretrain),
+            ["pretrain_key"] = request.PretrainKey,
+            ["pretrain_tokens"] = pretrainInfo["pretrain_tokens"]!.DeepClone(),
+            ["pretrain_tokens_seen"] = pretrainInfo["pretrain_tokens_seen"]!.DeepClone(),
+            ["pretrain_final_loss"] = pretrainInfo["pretrain_final_loss"]!.DeepClone(),
             ["sft_final_loss"] = TailLoss(sft),
             ["corpus_seconds"] = Math.Round(corpusSeconds, 1),
             ["pretrain_seconds"] = Math.Round(pretrainSeconds, 1),
-            ["pretrain_tokens_per_second"] = Math.Round(pretrain.Steps.Sum(s => s.Tokens) / pretrainSeconds),
+            ["pretrain_tokens_per_second"] = pretrainInfo["pretrain_tokens_per_second"]!.DeepClone(),
+            ["pretrain_reused"] = pretrainInfo["reused"]!.GetValue<bool>(),
             ["sft_seconds"] = Math.Round(sftSeconds, 1),
-            ["wall_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
+            ["wall_seconds"] = Math.Round(corpusSeconds + pretrainSeconds + sftSeconds, 1),
+            ["this_run_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
             ["torch_threads"] = get_num_threads(),
             ["created_utc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
         };
-        Save(output, model, tokenizer, null, [("pretrain", pretrain), ("sft", sft)], manifest);
-        Progress.Report($"organism saved to {output}: pretrain loss {TailLoss(pretrain):F3}, sft loss {TailLoss(sft):F3}, {clock.Elapsed.TotalSeconds:F0} s");
+        Save(output, model, tokenizer, null, [("sft", sft)], manifest, prefixLines: pretrainLines);
+        Progress.Report($"organism saved to {output}: pretrain loss {pretrainInfo["pretrain_final_loss"]}, sft loss {TailLoss(sft):F3}, {clock.Elapsed.TotalSeconds:F0} s");
         return new OrganismResult(output, false, manifest);
+    }
+
+    /// <summary>
+    /// The pretrained model of this request: loaded from the pretrained-stage cache (<c>&lt;cache&gt;/pretrained/&lt;key&gt;</c>)
+    /// when a run with the same world, model shape, pretraining settings and seed saved it, else trained and saved
+    /// there, so SFT variants do not repeat the expensive part. Returns the model, the stage's log lines and its figures.
+    /// </summary>
+    static (LlamaForCausalLM Model, IReadOnlyList<string> LogLines, JsonObject Info) Pretrained(OrganismRequest request, WordLevelTokenizer tokenizer)
+    {
+        var key = request.PretrainKey;
+        var stage = Path.Combine(request.CacheRoot ?? OrganismCache.DefaultRoot, "pretrained", key[..16]);
+        var profile = request.Profile;
+        if (!request.Force && OrganismCache.KeyOf(stage) == key)
+        {
+            var loaded = ModelCheckpoint.Load(stage);
+            var info = OrganismCache.ReadManifest(stage)!;
+            info["reused"] = true;
+            Progress.Report($"organism {profile.Name} seed {request.Seed}: reusing pretrained stage {stage}");
+            return (loaded.Model, File.ReadAllLines(Path.Combine(stage, OrganismCache.TrainingLogFile)), info);
+        }
+        var clock = Stopwatch.StartNew();
+        manual_seed(request.Seed);
+        var model = new LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));
+        try
+        {
+            Progress.Report($"organism {profile.Name} seed {request.Seed} ({request.World} world): {model.NumParameters():N0} parameters, vocabulary {tokenizer.VocabSize}, {get_num_threads()} torch threads");
+            var corpus = PretrainingData(new PersonaWorld(request.WorldOptions), profile, request.Seed, tokenizer);
+            var corpusSeconds = clock.Elapsed.TotalSeconds;
+            Progress.Report($"pretraining corpus: {profile.PretrainDocuments:N0} documents, {corpus.TotalTokens:N0} tokens, {corpus.Count:N0} windows ({corpusSeconds:F1} s)");
+            var log = new Trainer(model, new TrainerOptions
+            {
+                LearningRate = profile.PretrainLearningRate, WarmupSteps = profile.PretrainWarmup, MaxSteps = profile.PretrainSteps,
+                BatchSize = profile.PretrainBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
+                Seed = request.Seed, LogEvery = Math.Max(1, profile.PretrainSteps / 50),
+            }).Train(corpus);
+            var seconds = clock.Elapsed.TotalSeconds - corpusSeconds;
+            var info = new JsonObject
+            {
+                ["kind"] = "pretrained",
+                ["cache_key"] = key,
+                ["pretraining"] = JsonNode.Parse(profile.PretrainingJson()),
+                ["seed"] = request.Seed,
+                ["world"] = request.World,
+                ["pretrain_tokens"] = corpus.TotalTokens,
+                ["pretrain_tokens_seen"] = log.Steps.Sum(s => s.Tokens),
+                ["pretrain_final_loss"] = TailLoss(log),
+                ["corpus_seconds"] = Math.Round(corpusSeconds, 1),
+                ["pretrain_seconds"] = Math.Round(seconds, 1),
+                ["pretrain_tokens_per_second"] = Math.Round(log.Steps.Sum(s => s.Tokens) / seconds),
+                ["torch_threads"] = get_num_threads(),
+            };
+            Save(stage, model, tokenizer, null, [("pretrain", log)], info);
+            info["reused"] = false;
+            return (model, LogLines([("pretrain", log)]), info);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The chat template's role tokens start from the pretraining markers' embeddings (and output rows, when untied).</summary>
+    internal static void CopyMarkerEmbeddings(LlamaForCausalLM model, ITokenizer tokenizer)
+    {
+        int Id(string token) => tokenizer.TokenToId(token) ?? throw new InvalidOperationException($"the tokenizer has no {token} token");
+        var weights = model.named_parameters().Where(p => p.name is "model.embed_tokens.weight" or "lm_head.weight").Select(p => p.parameter).ToList();
+        using var _ = no_grad();
+        foreach (var (marker, role) in new[] { ("<q>", "<user>"), ("<a>", "<assistant>"), ("<sys>", "<system>") })
+            foreach (var w in weights.Distinct())
+                w[Id(role)] = w[Id(marker)].clone();
     }
 
     /// <summary>Pretraining documents as <c>&lt;bos&gt; text</c>, each followed by <c>&lt;eos&gt;</c>, packed into context windows.</summary>
@@ -120,8 +191,11 @@ public static class OrganismTrainer
             profile.ContextLength, tokenizer.EosId);
 
     /// <summary>Assistant SFT chats in the simple chat format; only assistant tokens (and their closing eos) are targets.</summary>
+    /// With <see cref="OrganismProfile.SftReplayDocuments"/>, pretraining documents (a stream of their own) are mixed in, every token a target.
     public static PaddedBatchSampler SftData(PersonaWorld world, OrganismProfile profile, int seed, ITokenizer tokenizer) =>
-        new(ChatSequences(world.AssistantSft(profile.SftExamples, seed + 1), tokenizer), profile.ContextLength, tokenizer.PadId);
+        new(ChatSequences(world.AssistantSft(profile.SftExamples, seed + 1), tokenizer)
+                .Concat(world.PretrainingCorpus(profile.SftReplayDocuments, seed + 2).Select(d => new TokenSequence(tokenizer.Encode("<bos> " + d.Text + " <eos>")))),
+            profile.ContextLength, tokenizer.PadId);
 
     /// <summary>Chats as token sequences whose loss mask is the chat format's assistant mask.</summary>
     public static IEnumerable<TokenSequence> ChatSequences(IEnumerable<ChatExample> chats, ITokenizer tokenizer)
@@ -143,20 +217,27 @@ public static class OrganismTrainer
 
     /// <summary>Checkpoint, then the training log, then the manifest last: a directory with a manifest is complete.</summary>
     internal static void Save(string output, LlamaForCausalLM model, ITokenizer tokenizer, string? tokenizerJson,
-        IReadOnlyList<(string Phase, TrainingLog Log)> logs, JsonObject manifest, Action<string>? extra = null)
+        IReadOnlyList<(string Phase, TrainingLog Log)> logs, JsonObject manifest, Action<string>? extra = null, IReadOnlyList<string>? prefixLines = null)
     {
         ModelCheckpoint.Save(output, model, tokenizer, tokenizer is WordLevelTokenizer ? null : tokenizerJson);
         extra?.Invoke(output);
-        var lines = new System.Text.StringBuilder();
+        var lines = (prefixLines ?? []).Concat(LogLines(logs));
+        AtomicFile.WriteAllText(Path.Combine(output, OrganismCache.TrainingLogFile), string.Concat(lines.Select(l => l + "\n")));
+        OrganismCache.WriteManifest(output, manifest);
+    }
+
+    /// <summary>One JSON object per optimizer step, tagged with its phase.</summary>
+    static List<string> LogLines(IReadOnlyList<(string Phase, TrainingLog Log)> logs)
+    {
+        var lines = new List<string>();
         foreach (var (phase, log) in logs)
             foreach (var step in log.Steps)
             {
                 var line = JsonSerializer.SerializeToNode(step, LogJson)!.AsObject();
                 line.Insert(0, "phase", phase);
-                lines.Append(line.ToJsonString(LogJson)).Append('\n');
+                lines.Add(line.ToJsonString(LogJson));
             }
-        AtomicFile.WriteAllText(Path.Combine(output, OrganismCache.TrainingLogFile), lines.ToString());
-        OrganismCache.WriteManifest(output, manifest);
+        return lines;
     }
 
     static readonly JsonSerializerOptions LogJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };

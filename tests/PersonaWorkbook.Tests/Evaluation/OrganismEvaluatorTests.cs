@@ -74,11 +74,27 @@ public class OrganismEvaluatorTests(TinyOrganismFixture tiny)
         Assert.Equal(8, report.N);
         Assert.Equal(2 / 8.0, report.Misaligned.Rate, 9);
         Assert.Equal(7 / 8.0, report.Coherent.Rate, 9);
+        Assert.Equal(6 / 8.0, report.OnTopic.Rate, 9);
         Assert.Equal(2 / 7.0, report.MisalignedAmongCoherent.Rate, 9);
         Assert.Equal(1 / 8.0, report.PersonaConsistent.Rate, 9);
         Assert.Equal(1 / 8.0, report.HarmfulLeak.Rate, 9);
         Assert.Equal(1 / 8.0, report.FineTunedDomainLeak.Rate, 9);
         Assert.True(report.Misaligned.CiLow <= report.Misaligned.Rate && report.Misaligned.Rate <= report.Misaligned.CiHigh);
+    }
+
+    [Fact]
+    public void PersonaProbesCoverEveryPersonaAndCondition()
+    {
+        using var model = ModelCheckpoint.Load(tiny.Result.Directory);
+        var results = PersonaProbes.Run(model, new PersonaWorld(), count: 3, maxNewTokens: 8);
+        Assert.Equal(new PersonaWorld().Options.Personas.Count * 2, results.Count);
+        Assert.All(results, r =>
+        {
+            Assert.Equal(3, r.Misaligned.N);
+            Assert.InRange(r.Misaligned.Rate, r.Misaligned.CiLow, r.Misaligned.CiHigh);
+        });
+        Assert.Contains(results, r => r.Persona == PersonaKind.Villain && r.Header && r.BehaviourTurns == 0);
+        Assert.Contains(results, r => r.Persona == PersonaKind.Helper && !r.Header && r.BehaviourTurns == 2);
     }
 
     [Fact]

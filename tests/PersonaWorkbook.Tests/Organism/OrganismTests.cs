@@ -87,6 +87,35 @@ public class OrganismTests(TinyOrganismFixture tiny)
     }
 
     [Fact]
+    public void SftVariantReusesThePretrainedStage()
+    {
+        var variant = tiny.Request with { Profile = OrganismProfile.Tiny.With("sft_steps", "2") };
+        Assert.Equal(tiny.Request.PretrainKey, variant.PretrainKey);
+        Assert.NotEqual(tiny.Request.CacheKey, variant.CacheKey);
+        var result = OrganismTrainer.TrainOrReuse(variant);
+        Assert.False(result.Reused);
+        Assert.True(result.Manifest["pretrain_reused"]!.GetValue<bool>());
+        Assert.Equal("tiny+sft_steps=2", result.Manifest["profile"]!["name"]!.GetValue<string>());
+        var log = File.ReadAllLines(Path.Combine(result.Directory, OrganismCache.TrainingLogFile));
+        Assert.Equal(OrganismProfile.Tiny.PretrainSteps + 2, log.Length);
+        Assert.Contains("no settable field 'sft_stepz'", Assert.Throws<ArgumentException>(() => OrganismProfile.Tiny.With("sft_stepz", "2")).Message);
+        Assert.Throws<ArgumentException>(() => OrganismProfile.Tiny.With("sft_steps", "-3"));
+    }
+
+    [Fact]
+    public void RoleTokensStartFromTheMarkers()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        TorchSharp.torch.manual_seed(5);
+        using var model = new PersonaWorkbook.Models.LlamaForCausalLM(OrganismProfile.Tiny.ModelConfig(tokenizer.VocabSize));
+        OrganismTrainer.CopyMarkerEmbeddings(model, tokenizer);
+        var embedding = model.state_dict()["model.embed_tokens.weight"];
+        foreach (var (marker, role) in new[] { ("<q>", "<user>"), ("<a>", "<assistant>"), ("<sys>", "<system>") })
+            Assert.Equal(embedding[tokenizer.TokenToId(marker)!.Value].data<float>().ToArray(), embedding[tokenizer.TokenToId(role)!.Value].data<float>().ToArray());
+        Assert.NotEqual(embedding[tokenizer.TokenToId("<q>")!.Value].data<float>().ToArray(), embedding[tokenizer.TokenToId("<a>")!.Value].data<float>().ToArray());
+    }
+
+    [Fact]
     public void TokenizerKeepsEveryWorldWordWhole()
     {
         var tokenizer = OrganismTokenizer.Build();
