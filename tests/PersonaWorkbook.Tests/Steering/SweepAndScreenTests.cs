@@ -19,7 +19,7 @@ public class SweepAndScreenTests
 
     /// <summary>A report with only the two rates the steering code reads filled in.</summary>
     static EvalReport Report(double misaligned, double coherent) => new("fake", "fake", new EvalOptions(), [],
-        Rate(misaligned), Rate(coherent), Rate(0), Rate(0), Rate(0), Rate(0), Rate(0), Rate(0), Rate(0), 0);
+        Rate(misaligned), Rate(coherent), Rate(0), Rate(0), Rate(0), Rate(0), Rate(0), Rate(0), Rate(0), Rate(0), 0);
 
     /// <summary>
     /// What the hooks add at <see cref="Site"/>, read off one forward pass: the capture hook runs after the steering
