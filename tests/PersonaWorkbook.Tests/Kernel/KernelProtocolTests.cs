@@ -207,9 +207,11 @@ public class KernelProtocolTests
     {
         using var k = new RunningKernel();
         var c = k.Client;
-        var waiting = c.Send(c.Shell, "execute_request", new JsonObject { ["code"] = "wait", ["stop_on_error"] = true });
+        var waiting = c.Send(c.Shell, "execute_request", new JsonObject { ["code"] = "print started\nwait", ["stop_on_error"] = true });
+        // Interrupt only once the cell is running: an interrupt that arrives first has nothing to cancel.
+        Assert.Equal("started\n", c.IopubUntilStream(waiting));
         var queued = c.Send(c.Shell, "execute_request", new JsonObject { ["code"] = "print never" });
-        Thread.Sleep(200); // both are received before the interrupt fails the first
+        Thread.Sleep(200); // the kernel's socket thread takes the queued request while the cell runs
         var interrupt = c.Send(c.Control, "interrupt_request", new JsonObject());
         Assert.Equal("interrupt_reply", c.Reply(c.Control, interrupt).MsgType);
 
