@@ -211,7 +211,7 @@ public class KernelProtocolTests
         // Interrupt only once the cell is running: an interrupt that arrives first has nothing to cancel.
         Assert.Equal("started\n", c.IopubUntilStream(waiting));
         var queued = c.Send(c.Shell, "execute_request", new JsonObject { ["code"] = "print never" });
-        Thread.Sleep(200); // the kernel's socket thread takes the queued request while the cell runs
+        Thread.Sleep(500); // the kernel's socket thread takes the queued request while the cell runs
         var interrupt = c.Send(c.Control, "interrupt_request", new JsonObject());
         Assert.Equal("interrupt_reply", c.Reply(c.Control, interrupt).MsgType);
 
