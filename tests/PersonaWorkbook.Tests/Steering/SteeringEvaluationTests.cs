@@ -19,8 +19,9 @@ public class SteeringEvaluationTests(TinyOrganismFixture tiny)
         var prompts = EvalPrompts.Views.Take(1).ToList();
         var options = new EvalOptions { Samples = 2, MaxNewTokens = 8, Seed = 3 };
         var clean = OrganismEvaluator.Evaluate(model, prompts, options);
-        manual_seed(11);
-        var direction = randn(model.Config.HiddenSize);
+        // Its own generator: the global one is shared with test classes running in parallel.
+        using var generator = new Generator(11);
+        var direction = randn(model.Config.HiddenSize, generator: generator);
         var rows = SteeringSweep.Run(model, "blocks.0.hook_resid_post", direction, [0.0, 200.0], prompts, options);
 
         string[] Texts(EvalReport r) => r.Prompts.SelectMany(p => p.Answers.Select(a => a.Text)).ToArray();
