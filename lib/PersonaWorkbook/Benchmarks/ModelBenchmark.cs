@@ -112,13 +112,7 @@ public static class ModelBenchmark
     }
 
     /// <summary>The peer script, shipped inside this assembly so the benchmark needs no source checkout.</summary>
-    public static string PeerScript()
-    {
-        using var stream = typeof(ModelBenchmark).Assembly.GetManifestResourceStream("PersonaWorkbook.Benchmarks.peer_llama.py")
-                           ?? throw new InvalidOperationException("peer_llama.py is not embedded in the PersonaWorkbook assembly");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    }
+    public static string PeerScript() => PythonPeer.EmbeddedScript("PersonaWorkbook.Benchmarks.peer_llama.py");
 
     /// <summary>Runs peer_llama.py with <paramref name="python"/> on the same settings and parses its JSON line.</summary>
     public static BenchmarkResult RunPeer(BenchmarkSettings s, string python = "/usr/bin/python3")

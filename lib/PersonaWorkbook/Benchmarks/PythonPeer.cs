@@ -5,6 +5,15 @@ namespace PersonaWorkbook.Benchmarks;
 /// <summary>Runs a PyTorch peer script (Debian's python3-torch) for a benchmark and returns the last line it printed.</summary>
 public static class PythonPeer
 {
+    /// <summary>A peer script shipped inside this assembly (so a benchmark needs no source checkout), by file name.</summary>
+    public static string EmbeddedScript(string resourceName)
+    {
+        using var stream = typeof(PythonPeer).Assembly.GetManifestResourceStream(resourceName)
+                           ?? throw new InvalidOperationException($"{resourceName} is not embedded in the PersonaWorkbook assembly");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
     /// <param name="what">How the peer is named in errors, e.g. "the PyTorch peer".</param>
     public static string Run(string python, string scriptName, string scriptText, IEnumerable<string> arguments, int threads, string what)
     {

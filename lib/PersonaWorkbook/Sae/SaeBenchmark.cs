@@ -1,3 +1,4 @@
+using PersonaWorkbook.Statistics;
 using PersonaWorkbook.Benchmarks;
 using System.Diagnostics;
 using System.Globalization;
@@ -73,23 +74,11 @@ public static class SaeBenchmark
                 if (round >= s.Warmup) times[i].Add(clock.Elapsed.TotalMilliseconds);
             }
         var ratios = times[3].Zip(times[0], (step, floor) => step / floor).ToList();
-        return new SaeBenchmarkResult(s, Median(times[0]), Median(times[3]), Median(times[1]), Median(times[2]), Median(ratios));
-    }
-
-    static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        return new SaeBenchmarkResult(s, Quantiles.Median(times[0]), Quantiles.Median(times[3]), Quantiles.Median(times[1]), Quantiles.Median(times[2]), Quantiles.Median(ratios));
     }
 
     /// <summary>The dense PyTorch baseline, shipped inside this assembly so the benchmark needs no source checkout.</summary>
-    public static string DenseBaselineScript()
-    {
-        using var stream = typeof(SaeBenchmark).Assembly.GetManifestResourceStream("PersonaWorkbook.Sae.sae_dense_baseline.py")
-                           ?? throw new InvalidOperationException("sae_dense_baseline.py is not embedded in the PersonaWorkbook assembly");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    }
+    public static string DenseBaselineScript() => PythonPeer.EmbeddedScript("PersonaWorkbook.Sae.sae_dense_baseline.py");
 
     /// <summary>Runs the dense baseline with <paramref name="python"/> (needs torch) on the same settings and adds its times.</summary>
     public static SaeBenchmarkResult WithDenseBaseline(SaeBenchmarkResult ours, string python = "/usr/bin/python3")

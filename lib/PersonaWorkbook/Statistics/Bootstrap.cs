@@ -88,15 +88,7 @@ public static class Bootstrap
     {
         Array.Sort(stats);
         double alpha = (1 - level) / 2;
-        return (Quantile(stats, alpha), Quantile(stats, 1 - alpha));
-    }
-
-    internal static double Quantile(double[] sorted, double q)
-    {
-        double position = q * (sorted.Length - 1);
-        int below = (int)Math.Floor(position);
-        int above = Math.Min(below + 1, sorted.Length - 1);
-        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
+        return (Quantiles.OfSorted(stats, alpha), Quantiles.OfSorted(stats, 1 - alpha));
     }
 
     static double Mean(IReadOnlyList<double> values)

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Statistics;
 using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Hooks;
 using PersonaWorkbook.Models;
@@ -59,17 +60,14 @@ public sealed record SteeringScale(SteeringUnit Unit, double Reference)
     public static SteeringScale MedianResidualNorm(LlamaForCausalLM model, string site, IEnumerable<int[]> sequences, StatisticsOptions options)
     {
         options.Validate();
-        var norms = new List<float>();
+        var norms = new List<double>();
         foreach (var (acts, real) in Activations(model, site, sequences, options))
         {
             using var scope = NewDisposeScope();
-            norms.AddRange(ActivationCapture.Select(acts, real).norm(1).cpu().data<float>().ToArray()); // (N)
+            norms.AddRange(ActivationCapture.Select(acts, real).norm(1).cpu().data<float>().Select(x => (double)x)); // (N)
         }
         if (norms.Count == 0) throw new ArgumentException($"no real tokens to measure the residual norm at {site}");
-        norms.Sort();
-        int n = norms.Count;
-        double median = n % 2 == 1 ? norms[n / 2] : 0.5 * ((double)norms[n / 2 - 1] + norms[n / 2]);
-        return OfMedianNorm(median);
+        return OfMedianNorm(Quantiles.Median(norms));
     }
 
     /// <summary>

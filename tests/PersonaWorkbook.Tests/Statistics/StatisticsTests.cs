@@ -146,10 +146,10 @@ public class BootstrapTests
     public void QuantileInterpolatesBetweenOrderStatistics()
     {
         double[] sorted = { 1, 2, 3, 4 };
-        Assert.Equal(1, Bootstrap.Quantile(sorted, 0));
-        Assert.Equal(4, Bootstrap.Quantile(sorted, 1));
-        Assert.Equal(2.5, Bootstrap.Quantile(sorted, 0.5), 12);
-        Assert.Equal(1.15, Bootstrap.Quantile(sorted, 0.05), 12);
+        Assert.Equal(1, Quantiles.OfSorted(sorted, 0));
+        Assert.Equal(4, Quantiles.OfSorted(sorted, 1));
+        Assert.Equal(2.5, Quantiles.OfSorted(sorted, 0.5), 12);
+        Assert.Equal(1.15, Quantiles.OfSorted(sorted, 0.05), 12);
     }
 }
 
