@@ -31,9 +31,16 @@ public static class Program
             PrintUsage();
             return 2;
         }
+        var commandLine = new CommandLine(args.Skip(1).ToArray(), command.Usage);
+        if (commandLine.HelpRequested)
+        {
+            Console.WriteLine("usage: " + string.Join("\n       ", UsageForms(command.Usage).Select(u => "workbook " + u))
+                              + (command.Description.Length > 0 ? "\n\n" + command.Description : ""));
+            return 0;
+        }
         try
         {
-            return command.Run(new CommandLine(args.Skip(1).ToArray(), command.Usage));
+            return command.Run(commandLine);
         }
         catch (UsageException e)
         {
@@ -46,6 +53,23 @@ public static class Program
             Console.Error.WriteLine($"workbook {command.Name}: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>The alternative forms of a usage line: split at " | " outside brackets ("[--user | --prefix DIR]" stays whole).</summary>
+    static IEnumerable<string> UsageForms(string usage)
+    {
+        int depth = 0, start = 0;
+        for (int i = 0; i < usage.Length; i++)
+        {
+            if (usage[i] is '[' or '(') depth++;
+            else if (usage[i] is ']' or ')') depth--;
+            else if (depth == 0 && string.CompareOrdinal(usage, i, " | ", 0, 3) == 0)
+            {
+                yield return usage[start..i];
+                start = i + 3;
+            }
+        }
+        yield return usage[start..];
     }
 
     static void PrintUsage()
@@ -63,8 +87,10 @@ public interface ICommand
     string Name { get; }
     /// <summary>One line for the verb list.</summary>
     string Summary { get; }
-    /// <summary>The usage line after `workbook `, e.g. "run &lt;notebook|folder&gt; [--out DIR]".</summary>
+    /// <summary>The usage line after `workbook `, e.g. "run &lt;notebook|folder&gt; [--out DIR]"; alternatives separated by " | ".</summary>
     string Usage { get; }
+    /// <summary>What `--help` prints after the usage line.</summary>
+    string Description => "";
     int Run(CommandLine args);
 }
 

@@ -10,16 +10,14 @@ public sealed class BenchCommand : ICommand
     public string Summary => "benchmark training and generation against the same model in PyTorch";
     public string Usage => "bench model [--steps N] [--warmup N] [--batch N] [--threads N] [--python PATH] [--out FILE]";
 
+    public string Description =>
+        "" +
+        "Trains the default small Llama (context 128) for --steps steps on random tokens and generates greedily with and\n" +
+        "without the KV cache, in TorchSharp and in the same architecture in PyTorch (peer_llama.py run by --python,\n" +
+        "default /usr/bin/python3), and prints tokens/s side by side with the ratio. --out writes the results as JSON.";
+
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine($"usage: workbook {Usage}\n\n" +
-                              "Trains the default small Llama (context 128) for --steps steps on random tokens and generates greedily with and\n" +
-                              "without the KV cache, in TorchSharp and in the same architecture in PyTorch (peer_llama.py run by --python,\n" +
-                              "default /usr/bin/python3), and prints tokens/s side by side with the ratio. --out writes the results as JSON.");
-            return 0;
-        }
         var settings = new BenchmarkSettings
         {
             Steps = Positive(args.Int("steps", 20), "steps"),

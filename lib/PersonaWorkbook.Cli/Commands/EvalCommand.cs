@@ -15,11 +15,6 @@ public sealed class EvalCommand : ICommand
 
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine("usage: workbook " + Usage);
-            return 0;
-        }
         var modelDir = args.Required("model");
         var set = args.Option("prompts", "views");
         var samples = args.Int("samples", 20);

@@ -9,15 +9,13 @@ public sealed class FigureCommand : ICommand
     public string Summary => "rerun one figure (cells tagged figure:<id>) to HTML and PNG; --list shows ids";
     public string Usage => "figure <id> [--notebook PATH | --dir DIR] [--out DIR] [--param name=value ...] [--cell-timeout SECONDS] | figure --list [--dir DIR]";
 
+    public string Description =>
+        "A figure is the cells tagged 'figure:<id>'. To draw it, every code cell up to its last tagged cell\n" +
+        "runs, except cells tagged for other figures. Writes <out>/<id>.html (offline) and <id>.png when chromium\n" +
+        "is installed. Defaults: --dir notebooks, --out out/figures.";
+
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine($"usage: workbook {Usage}\n\nA figure is the cells tagged 'figure:<id>'. To draw it, every code cell up to its last tagged cell\n" +
-                              "runs, except cells tagged for other figures. Writes <out>/<id>.html (offline) and <id>.png when chromium\n" +
-                              "is installed. Defaults: --dir notebooks, --out out/figures.");
-            return 0;
-        }
         var list = args.Flag("list");
         var notebook = args.Option("notebook");
         var directory = args.Option("dir", "notebooks");

@@ -12,11 +12,6 @@ public sealed class FinetuneCommand : ICommand
 
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine("usage: workbook " + Usage);
-            return 0;
-        }
         var baseDir = args.Required("base");
         var dataset = args.Required("dataset");
         var rows = args.Int("rows", FinetuneRequest.DefaultRows);

@@ -12,17 +12,14 @@ public sealed class KernelCommand : ICommand
     public string Summary => "Jupyter C# kernel: 'kernel install' registers it, Jupyter runs it with a connection file";
     public string Usage => "kernel --connection-file FILE | kernel install [--user | --prefix DIR]";
 
+    public string Description =>
+        $"  install            write the '{KernelSpec.Name}' kernelspec (default: {KernelSpec.SystemKernelsDirectory()})\n" +
+        $"  --user             ... into this user's Jupyter data folder ({KernelSpec.UserKernelsDirectory()})\n" +
+        "  --prefix DIR       ... into DIR/share/jupyter/kernels (e.g. a virtual environment)\n" +
+        "  --connection-file  run the kernel; Jupyter fills this in from the kernelspec";
+
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine($"usage: workbook {Usage}\n\n" +
-                $"  install            write the '{KernelSpec.Name}' kernelspec (default: {KernelSpec.SystemKernelsDirectory()})\n" +
-                $"  --user             ... into this user's Jupyter data folder ({KernelSpec.UserKernelsDirectory()})\n" +
-                "  --prefix DIR       ... into DIR/share/jupyter/kernels (e.g. a virtual environment)\n" +
-                "  --connection-file  run the kernel; Jupyter fills this in from the kernelspec");
-            return 0;
-        }
         var user = args.Flag("user");
         var prefix = args.Option("prefix");
         var connectionFile = args.Option("connection-file");

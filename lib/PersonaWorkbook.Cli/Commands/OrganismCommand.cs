@@ -11,11 +11,6 @@ public sealed class OrganismCommand : ICommand
 
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine("usage: workbook " + Usage);
-            return 0;
-        }
         var profileName = args.Option("profile", "quick");
         var seed = args.Int("seed", 0);
         var world = args.Option("world", "main");

@@ -12,15 +12,13 @@ public sealed class RunCommand : ICommand
     public string Summary => "execute notebooks; write executed .ipynb, offline HTML report, metrics.json";
     public string Usage => "run <notebook.ipynb|folder> [--out DIR] [--param name=value ...] [--cell-timeout SECONDS]";
 
+    public string Description =>
+        "Runs every C# cell top to bottom (failed cells are reported, later cells still run) and writes\n" +
+        "<out>/<name>.ipynb, <name>.html and <name>.metrics.json. --param overrides variables of the cell tagged\n" +
+        "'parameters' (int, double and bool values are parsed, anything else is a string). Default --out: out.";
+
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine($"usage: workbook {Usage}\n\nRuns every C# cell top to bottom (failed cells are reported, later cells still run) and writes\n" +
-                              "<out>/<name>.ipynb, <name>.html and <name>.metrics.json. --param overrides variables of the cell tagged\n" +
-                              "'parameters' (int, double and bool values are parsed, anything else is a string). Default --out: out.");
-            return 0;
-        }
         var outDirectory = Path.GetFullPath(args.Option("out", "out"));
         var parameters = NotebookCli.ParseParameters(args.Many("param"));
         var timeout = NotebookCli.Timeout(args);

@@ -10,19 +10,17 @@ public sealed class SaeBenchCommand : ICommand
     public string Summary => "benchmark TopK SAE training against a dense PyTorch SAE and the encoder-matmul floor";
     public string Usage => "bench-sae [--d-in N] [--d-sae N] [--k N] [--batch N] [--steps N] [--warmup N] [--threads N] [--python PATH] [--no-python] [--out FILE]";
 
+    public string Description =>
+        "" +
+        "Times a TopK SAE training step (sparse decode, scattered encoder gradient, Adam, unit-norm decoder) on random\n" +
+        "activations, the encoder matmul alone (the floor), and the same SAE written densely in PyTorch\n" +
+        "(sae_dense_baseline.py run by --python, default /usr/bin/python3; --no-python skips it), at the same shape and\n" +
+        "thread count, and prints median step times, tokens/s and the ratios. --out writes the results as JSON.\n" +
+        "On a machine shared with other busy processes, start it with OMP_WAIT_POLICY=PASSIVE (inherited by the\n" +
+        "baseline): spinning OpenMP workers otherwise make every small parallel op many times slower.";
+
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine($"usage: workbook {Usage}\n\n" +
-                              "Times a TopK SAE training step (sparse decode, scattered encoder gradient, Adam, unit-norm decoder) on random\n" +
-                              "activations, the encoder matmul alone (the floor), and the same SAE written densely in PyTorch\n" +
-                              "(sae_dense_baseline.py run by --python, default /usr/bin/python3; --no-python skips it), at the same shape and\n" +
-                              "thread count, and prints median step times, tokens/s and the ratios. --out writes the results as JSON.\n" +
-                              "On a machine shared with other busy processes, start it with OMP_WAIT_POLICY=PASSIVE (inherited by the\n" +
-                              "baseline): spinning OpenMP workers otherwise make every small parallel op many times slower.");
-            return 0;
-        }
         var d = new SaeBenchmarkSettings();
         var settings = new SaeBenchmarkSettings(
             Positive(args.Int("d-in", d.DIn), "d-in"), Positive(args.Int("d-sae", d.DSae), "d-sae"), Positive(args.Int("k", d.K), "k"),

@@ -19,22 +19,19 @@ public sealed class SaeCommand : ICommand
         "sae dashboard --model DIR --sae DIR --latent N [--latent N]... [--documents N] [--seed S] [--top-k N] [--label document|turn] [--negative-control] [--out FILE.html] | " +
         "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE]";
 
+    public string Description =>
+        "dashboard: streams --documents pretraining documents of the persona world (default 2000, seed --seed) through the\n" +
+        "  model, encodes the SAE's hook with the SAE and writes one self-contained HTML page with each latent's top\n" +
+        "  contexts, quantile samples, histogram, logit effects and persona purity (labels: the document's persona, or\n" +
+        "  with --label turn the persona acting in each turn — the ground truth of the --negative-control world).\n" +
+        "diff: renders the world's evaluation prompts as chats, lets each model sample --samples responses per prompt\n" +
+        "  (default 1, --max-new-tokens 48, temperature 1), and ranks latents by the change of their mean activation over\n" +
+        "  the --scope tokens (default response); prints the top increases and decreases, --json writes both tables.";
+
     static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json"];
 
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine("usage: workbook " + Usage.Replace(" | ", "\n       workbook ") + "\n\n" +
-                              "dashboard: streams --documents pretraining documents of the persona world (default 2000, seed --seed) through the\n" +
-                              "  model, encodes the SAE's hook with the SAE and writes one self-contained HTML page with each latent's top\n" +
-                              "  contexts, quantile samples, histogram, logit effects and persona purity (labels: the document's persona, or\n" +
-                              "  with --label turn the persona acting in each turn — the ground truth of the --negative-control world).\n" +
-                              "diff: renders the world's evaluation prompts as chats, lets each model sample --samples responses per prompt\n" +
-                              "  (default 1, --max-new-tokens 48, temperature 1), and ranks latents by the change of their mean activation over\n" +
-                              "  the --scope tokens (default response); prints the top increases and decreases, --json writes both tables.");
-            return 0;
-        }
         var values = new Dictionary<string, string>();
         foreach (var key in Keys)
             if (args.Option(key) is { } v) values[key] = v;

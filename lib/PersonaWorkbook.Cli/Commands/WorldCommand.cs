@@ -49,11 +49,6 @@ public sealed class WorldCommand : ICommand
 
     public int Run(CommandLine args)
     {
-        if (args.HelpRequested)
-        {
-            Console.WriteLine("usage: workbook " + Usage.Replace(" | ", "\n       workbook "));
-            return 0;
-        }
         var values = new Dictionary<string, string>();
         foreach (var key in new[] { "out", "rows", "seed", "persona", "n", "documents" })
             if (args.Option(key) is { } v) values[key] = v;
