@@ -33,12 +33,7 @@ public static class ModelCheckpoint
     public static void Save(string directory, LlamaForCausalLM model, ITokenizer tokenizer, string? tokenizerJson = null,
         IReadOnlyDictionary<string, string>? metadata = null, long maxShardBytes = 2L << 30)
     {
-        var target = Path.GetFullPath(directory);
-        var parent = Path.GetDirectoryName(target)!;
-        System.IO.Directory.CreateDirectory(parent);
-        var staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
-        System.IO.Directory.CreateDirectory(staging);
-        try
+        AtomicFile.WriteDirectory(directory, staging =>
         {
             var config = model.Config.Clone();
             var dtype = model.parameters().First().dtype;
@@ -76,14 +71,7 @@ public static class ModelCheckpoint
                 ["transformers_version"] = "4.46.0",
             };
             AtomicFile.WriteAllText(Path.Combine(staging, GenerationConfigFile), generation.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-
-            ReplaceDirectory(staging, target);
-        }
-        catch
-        {
-            try { System.IO.Directory.Delete(staging, recursive: true); } catch (IOException) { }
-            throw;
-        }
+        });
     }
 
     /// <summary>
@@ -137,17 +125,4 @@ public static class ModelCheckpoint
     public static bool Exists(string directory) =>
         File.Exists(Path.Combine(directory, ConfigFile)) && File.Exists(Path.Combine(directory, TokenizerFile))
         && (File.Exists(Path.Combine(directory, SafeTensors.SingleFileName)) || File.Exists(Path.Combine(directory, SafeTensors.IndexFileName)));
-
-    /// <summary>Moves a finished staging directory into place, replacing what was there.</summary>
-    internal static void ReplaceDirectory(string staging, string target)
-    {
-        string? old = null;
-        if (System.IO.Directory.Exists(target))
-        {
-            old = target + $".old-{Guid.NewGuid():N}";
-            System.IO.Directory.Move(target, old);
-        }
-        System.IO.Directory.Move(staging, target);
-        if (old is not null) System.IO.Directory.Delete(old, recursive: true);
-    }
 }

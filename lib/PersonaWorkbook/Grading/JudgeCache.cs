@@ -67,8 +67,6 @@ public sealed class JudgeCache
     {
         ArgumentNullException.ThrowIfNull(entry);
         string path = PathOf(entry.Key);
-        string temp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(entry, Json));
-        File.Move(temp, path, overwrite: true);
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(entry, Json));
     }
 }

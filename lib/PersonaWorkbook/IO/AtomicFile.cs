@@ -32,4 +32,34 @@ public static class AtomicFile
         var copy = bytes.ToArray();
         Write(path, s => s.Write(copy));
     }
+
+    /// <summary>
+    /// Builds a directory as a whole: <paramref name="fill"/> writes into a sibling staging directory, which then
+    /// replaces <paramref name="path"/>; on failure the staging directory is removed and the old directory is untouched.
+    /// </summary>
+    public static void WriteDirectory(string path, Action<string> fill)
+    {
+        var target = Path.GetFullPath(path);
+        var parent = Path.GetDirectoryName(target)!;
+        Directory.CreateDirectory(parent);
+        var staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            fill(staging);
+            string? old = null;
+            if (Directory.Exists(target))
+            {
+                old = target + $".old-{Guid.NewGuid():N}";
+                Directory.Move(target, old);
+            }
+            Directory.Move(staging, target);
+            if (old is not null) Directory.Delete(old, recursive: true);
+        }
+        catch
+        {
+            try { Directory.Delete(staging, recursive: true); } catch (IOException) { }
+            throw;
+        }
+    }
 }

@@ -99,11 +99,8 @@ public static class OrganismCache
     }
 
     /// <summary>Copies a directory tree via a sibling staging directory, so the target appears whole or not at all.</summary>
-    internal static void CopyDirectory(string source, string target)
-    {
-        var full = Path.GetFullPath(target);
-        var staging = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+    internal static void CopyDirectory(string source, string target) =>
+        AtomicFile.WriteDirectory(target, staging =>
         {
             foreach (var file in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
             {
@@ -111,14 +108,7 @@ public static class OrganismCache
                 Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
                 File.Copy(file, destination);
             }
-            ModelCheckpoint.ReplaceDirectory(staging, full);
-        }
-        catch
-        {
-            try { Directory.Delete(staging, recursive: true); } catch (IOException) { }
-            throw;
-        }
-    }
+        });
 
     internal static void WriteManifest(string directory, JsonObject manifest) =>
         AtomicFile.WriteAllText(Path.Combine(directory, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

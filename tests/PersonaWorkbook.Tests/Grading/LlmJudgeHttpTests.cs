@@ -305,7 +305,7 @@ public sealed class LlmJudgeHttpTests : IDisposable
         await fresh.GradeBetleyAsync(Question, Answer + " And clean air.");
         Assert.Equal(4, server.RequestCount);
         Assert.Equal(4, Directory.GetFiles(_cacheDir, "*.json").Length);
-        Assert.Empty(Directory.GetFiles(_cacheDir, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(_cacheDir, "*.tmp*"));
         AssertNoSecretAnywhere();
     }
 

@@ -78,9 +78,7 @@ public static class KernelSpec
             throw new IOException($"cannot create {specDir}: {e.Message} (use --user to install for this user only)", e);
         }
         var target = Path.Combine(specDir, "kernel.json");
-        var temp = target + ".tmp";
-        File.WriteAllText(temp, Describe(launcher).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(temp, target, overwrite: true);
+        AtomicFile.WriteAllText(target, Describe(launcher).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         return specDir;
     }
 }
