@@ -93,10 +93,16 @@ public static class TextGenerator
                 // Finished rows keep being fed (a batch moves together); their extra tokens are discarded.
                 next?.Dispose();
                 next = sampled.DetachFromDisposeScope();
-                var grownIds = cat([allIds, next.unsqueeze(1)], 1).DetachFromDisposeScope();
+                if (cache is null)
+                {
+                    // Only the uncached path feeds the whole sequence again; with the cache the ids live in its keys and values.
+                    var grownIds = cat([allIds, next.unsqueeze(1)], 1).DetachFromDisposeScope();
+                    allIds.Dispose();
+                    allIds = grownIds;
+                }
                 var grownMask = cat([allMask, ones(B, 1, ScalarType.Int64, device)], 1).DetachFromDisposeScope();
-                allIds.Dispose(); allMask.Dispose();
-                (allIds, allMask) = (grownIds, grownMask);
+                allMask.Dispose();
+                allMask = grownMask;
             }
         }
         finally
