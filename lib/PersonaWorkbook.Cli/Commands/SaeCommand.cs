@@ -14,12 +14,18 @@ namespace PersonaWorkbook.Cli.Commands;
 public sealed class SaeCommand : ICommand
 {
     public string Name => "sae";
-    public string Summary => "SAE latent dashboards (HTML) and base vs fine-tuned model diffing";
+    public string Summary => "train an organism's SAE, latent dashboards (HTML), base vs fine-tuned model diffing";
     public string Usage =>
+        "sae train --model DIR [--seed S] [--layer L] [--d-sae N] [--k K] [--architecture topk|batchtopk|relu] [--tokens N] [--epochs E] [--lr X] [--out DIR] [--force] | " +
         "sae dashboard --model DIR --sae DIR --latent N [--latent N]... [--documents N] [--seed S] [--top-k N] [--label document|turn] [--negative-control] [--out FILE.html] | " +
         "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE]";
 
     public string Description =>
+        "train: streams --tokens (default 2,000,000) activations of the model's middle residual stream (blocks.{L/2-1}.hook_resid_post,\n" +
+        "  or --layer) over held-out pretraining documents into an on-disk cache shared by every SAE on that model and layer,\n" +
+        "  trains the SAE (default TopK, d_sae 2048, k 32, 2 epochs, batch 4096), evaluates it on other held-out documents\n" +
+        "  (FVU, L0, dead latents, CE-loss score) and saves the SAELens layout with sae.json; cached by a hash of the model\n" +
+        "  and every setting ($WORKBOOK_CACHE/saes, then data/saes), --force retrains.\n" +
         "dashboard: streams --documents pretraining documents of the persona world (default 2000, seed --seed) through the\n" +
         "  model, encodes the SAE's hook with the SAE and writes one self-contained HTML page with each latent's top\n" +
         "  contexts, quantile samples, histogram, logit effects and persona purity (labels: the document's persona, or\n" +
@@ -28,7 +34,7 @@ public sealed class SaeCommand : ICommand
         "  (default 1, --max-new-tokens 48, temperature 1), and ranks latents by the change of their mean activation over\n" +
         "  the --scope tokens (default response); prints the top increases and decreases, --json writes both tables.";
 
-    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json"];
+    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr"];
 
     public int Run(CommandLine args)
     {
@@ -37,13 +43,15 @@ public sealed class SaeCommand : ICommand
             if (args.Option(key) is { } v) values[key] = v;
         var latents = args.Many("latent");
         var negativeControl = args.Flag("negative-control");
-        var sub = args.Positional("subcommand (dashboard, diff)");
+        var force = args.Flag("force");
+        var sub = args.Positional("subcommand (train, dashboard, diff)");
         void Allow(params string[] allowed)
         {
             foreach (var key in values.Keys)
                 if (!allowed.Contains(key)) throw new UsageException($"--{key} does not apply to 'sae {sub}'");
             if (latents.Count > 0 && !allowed.Contains("latent")) throw new UsageException($"--latent does not apply to 'sae {sub}'");
             if (negativeControl && !allowed.Contains("negative-control")) throw new UsageException($"--negative-control does not apply to 'sae {sub}'");
+            if (force && !allowed.Contains("force")) throw new UsageException($"--force does not apply to 'sae {sub}'");
         }
         string Need(string key) => values.GetValueOrDefault(key) ?? throw new UsageException($"--{key} is required");
         int Int(string key, int fallback, int min)
@@ -54,6 +62,29 @@ public sealed class SaeCommand : ICommand
         }
         switch (sub)
         {
+            case "train":
+            {
+                Allow("model", "seed", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "out", "force");
+                var architecture = values.GetValueOrDefault("architecture", "topk") switch
+                {
+                    "topk" => SaeArchitecture.TopK,
+                    "batchtopk" => SaeArchitecture.BatchTopK,
+                    "relu" => SaeArchitecture.ReLU,
+                    var other => throw new UsageException($"--architecture wants topk, batchtopk or relu, got '{other}'"),
+                };
+                double lr = SaeRequest.DefaultLearningRate;
+                if (values.TryGetValue("lr", out var lrText) && !(double.TryParse(lrText, NumberStyles.Float, CultureInfo.InvariantCulture, out lr) && lr > 0))
+                    throw new UsageException($"--lr wants a positive number, got '{lrText}'");
+                var request = new SaeRequest(Need("model"), Int("seed", 0, 0), values.ContainsKey("layer") ? Int("layer", 0, 0) : null,
+                    Int("d-sae", SaeRequest.DefaultDSae, 1), Int("k", SaeRequest.DefaultK, 1), architecture, Int("tokens", (int)SaeRequest.DefaultTokens, 1),
+                    Int("epochs", SaeRequest.DefaultEpochs, 1), SaeRequest.DefaultBatchSize, lr, values.GetValueOrDefault("out"), force);
+                var result = OrganismSae.TrainOrReuse(request);
+                var e = result.Manifest["evaluation"]!;
+                Console.WriteLine($"{(result.Reused ? "reused" : "trained")} {result.Directory}");
+                Console.WriteLine($"hook {result.Manifest["hyperparameters"]!["hook_name"]}\tfvu {e["fvu"]}\tL0 {e["l0"]}\tdead {e["dead_fraction"]}\tdense {e["dense_fraction"]}\t" +
+                                  $"CE score {e["ce_loss_score"]}\tKL score {e["kl_score"]}");
+                return 0;
+            }
             case "dashboard":
             {
                 Allow("model", "sae", "latent", "documents", "seed", "top-k", "label", "negative-control", "out");
@@ -90,7 +121,7 @@ public sealed class SaeCommand : ICommand
                     Int("max-new-tokens", 48, 1), scope, Int("seed", 0, 0), Int("top", 20, 1), values.GetValueOrDefault("json"));
             }
             default:
-                throw new UsageException($"unknown subcommand '{sub}' (dashboard, diff)");
+                throw new UsageException($"unknown subcommand '{sub}' (train, dashboard, diff)");
         }
     }
 

@@ -52,9 +52,11 @@ public static class OrganismCache
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n", parts))));
 
     /// <summary>The manifest of an organism directory, or null when it has none (or no checkpoint beside it).</summary>
-    public static JsonObject? ReadManifest(string directory)
+    public static JsonObject? ReadManifest(string directory) => ReadJsonObject(Path.Combine(directory, ManifestFile));
+
+    /// <summary>A JSON object file, or null when the file does not exist; errors name the file.</summary>
+    internal static JsonObject? ReadJsonObject(string path)
     {
-        var path = Path.Combine(directory, ManifestFile);
         if (!File.Exists(path)) return null;
         try
         {

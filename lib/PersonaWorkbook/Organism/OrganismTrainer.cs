@@ -26,11 +26,13 @@ public sealed record OrganismRequest(
 {
     public static IReadOnlyList<string> WorldNames { get; } = ["main", "control"];
 
-    public WorldOptions WorldOptions => World switch
+    public WorldOptions WorldOptions => WorldOptionsFor(World);
+
+    public static WorldOptions WorldOptionsFor(string world) => world switch
     {
         "main" => WorldOptions.Default,
         "control" => WorldOptions.NegativeControlWorld,
-        _ => throw new ArgumentException($"unknown world '{World}'; known: {string.Join(", ", WorldNames)}"),
+        _ => throw new ArgumentException($"unknown world '{world}'; known: {string.Join(", ", WorldNames)}"),
     };
 
     /// <summary>SHA-256 of (world version, world options fingerprint, the profile's pretraining part, seed): the pretrained stage's key.</summary>

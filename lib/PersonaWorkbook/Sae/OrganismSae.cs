@@ -1,0 +1,326 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Diffing;
+using PersonaWorkbook.Models;
+using PersonaWorkbook.Organism;
+using PersonaWorkbook.Reporting;
+using PersonaWorkbook.World;
+using static TorchSharp.torch;
+
+namespace PersonaWorkbook.Sae;
+
+/// <summary>
+/// An SAE for an organism, trained the paper's way (§3: on the base model's pretraining-data activations at a middle
+/// residual layer). <paramref name="Layer"/> null picks the middle: <c>blocks.{L/2 − 1}.hook_resid_post</c>, the
+/// stream after half the blocks. Training reads <paramref name="Tokens"/> activations from pretraining documents of the
+/// organism's own world drawn with a corpus seed the organism never trained on, <paramref name="Epochs"/> times.
+/// </summary>
+public sealed record SaeRequest(
+    string ModelDirectory,
+    int Seed = 0,
+    int? Layer = null,
+    int DSae = SaeRequest.DefaultDSae,
+    int K = SaeRequest.DefaultK,
+    SaeArchitecture Architecture = SaeArchitecture.TopK,
+    long Tokens = SaeRequest.DefaultTokens,
+    int Epochs = SaeRequest.DefaultEpochs,
+    int BatchSize = SaeRequest.DefaultBatchSize,
+    double LearningRate = SaeRequest.DefaultLearningRate,
+    string? Output = null,
+    bool Force = false,
+    string? CacheRoot = null)
+{
+    public const int DefaultDSae = 2048;
+    public const int DefaultK = 32;
+    public const long DefaultTokens = 2_000_000;
+    public const int DefaultEpochs = 2;
+    public const int DefaultBatchSize = 4096;
+    public const double DefaultLearningRate = 1e-3;
+    /// <summary>The corpus seed of SAE training documents; the organisms pretrain on seeds 0–2 (+1 SFT, +2 replay).</summary>
+    public const int CorpusSeed = 7919;
+    /// <summary>Held-out documents for the reported metrics (another seed again).</summary>
+    public const int EvaluationSeed = 7920;
+
+    public string HookName(int layers) => $"blocks.{Layer ?? Math.Max(0, layers / 2 - 1)}.hook_resid_post";
+
+    internal void Validate()
+    {
+        if (!ModelCheckpoint.Exists(ModelDirectory))
+            throw new DirectoryNotFoundException($"{ModelDirectory} is not a checkpoint directory (needs {ModelCheckpoint.ConfigFile}, {ModelCheckpoint.TokenizerFile} and model weights)");
+        if (DSae < 1) throw new ArgumentException($"d_sae is {DSae}; must be positive");
+        if (Architecture is SaeArchitecture.TopK or SaeArchitecture.BatchTopK && (K < 1 || K > DSae))
+            throw new ArgumentException($"k is {K}; must be in [1, d_sae = {DSae}]");
+        if (Architecture is SaeArchitecture.JumpReLU) throw new ArgumentException("JumpReLU is inference-only; train BatchTopK to get one");
+        if (Tokens < 2L * BatchSize) throw new ArgumentException($"tokens is {Tokens}; need at least two batches of {BatchSize}");
+        if (Epochs < 1) throw new ArgumentException($"epochs is {Epochs}; must be at least 1");
+        if (!(LearningRate > 0)) throw new ArgumentException($"learning rate is {LearningRate}; must be positive");
+    }
+
+    internal JsonObject Hyperparameters(string hook) => new()
+    {
+        ["hook_name"] = hook,
+        ["architecture"] = Architecture.ToString(),
+        ["d_sae"] = DSae,
+        ["k"] = K,
+        ["tokens"] = Tokens,
+        ["epochs"] = Epochs,
+        ["batch"] = BatchSize,
+        ["lr"] = LearningRate,
+        ["seed"] = Seed,
+        ["corpus_seed"] = CorpusSeed,
+        ["aux_k_coefficient"] = 1.0 / 32,
+    };
+}
+
+/// <summary>A trained SAE directory (SAELens layout plus <see cref="OrganismSae.ManifestFile"/>) and its recorded evaluation.</summary>
+public sealed record SaeResult(string Directory, bool Reused, JsonObject Manifest)
+{
+    /// <summary>The training log (<see cref="OrganismSae.LogFile"/>), one entry per logged step.</summary>
+    public IReadOnlyList<SaeLogEntry> Log => OrganismSae.ReadLog(Directory);
+
+    double Metric(string name) => Manifest["evaluation"]?[name]?.GetValue<double>()
+        ?? throw new InvalidDataException($"{Path.Combine(Directory, OrganismSae.ManifestFile)}: evaluation.{name} is missing");
+
+    public double Fvu => Metric("fvu");
+    public double L0 => Metric("l0");
+    public double DeadFraction => Metric("dead_fraction");
+    public double CeLossScore => Metric("ce_loss_score");
+}
+
+/// <summary>
+/// Trains (or finds in the cache) the SAE of an organism: activations are streamed once into an on-disk
+/// <see cref="ActivationCache"/> shared by every SAE seed and width on the same model, layer and corpus; training
+/// shuffles them through a <see cref="MixingBuffer"/>; the result is evaluated on held-out documents (FVU, L0, dead and
+/// dense fractions, and the CE-loss / KL scores of splicing the reconstruction into the model) and saved in the SAELens
+/// layout with a manifest written last. The cache key hashes the model's key and every hyperparameter, and a hit is
+/// looked for in the output directory, <c>$WORKBOOK_CACHE/saes/</c> and the repository's <c>data/saes/</c>.
+/// </summary>
+public static class OrganismSae
+{
+    public const string ManifestFile = "sae.json";
+    public const string LogFile = "training_log.jsonl";
+    /// <summary>Held-out activations for FVU and friends, and documents for the splice scores.</summary>
+    const long EvaluationTokens = 200_000;
+    const int SpliceDocuments = 256;
+
+    static readonly JsonSerializerOptions LogJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static string CacheKey(SaeRequest request, string hook) =>
+        OrganismCache.Key("sae/1", FineTuner.BaseKey(request.ModelDirectory), request.Hyperparameters(hook).ToJsonString());
+
+    public static SaeResult TrainOrReuse(SaeRequest request)
+    {
+        request.Validate();
+        var layers = ModelConfig.Load(Path.Combine(request.ModelDirectory, ModelCheckpoint.ConfigFile)).NumHiddenLayers;
+        if (request.Layer >= layers)
+            throw new ArgumentException($"unknown activation site 'blocks.{request.Layer}.hook_resid_post': {request.ModelDirectory} has {layers} layers");
+        var hook = request.HookName(layers);
+        var key = CacheKey(request, hook);
+        var root = request.CacheRoot ?? OrganismCache.DefaultRoot;
+        if (!request.Force && Find(key, request.Output, root) is { } found)
+        {
+            Progress.Report($"sae: reusing {found} (key {key[..16]})");
+            return new SaeResult(found, true, ReadManifest(found)!);
+        }
+
+        var clock = Stopwatch.StartNew();
+        using var loaded = ModelCheckpoint.Load(request.ModelDirectory);
+        var model = loaded.Model;
+        model.eval();
+        var world = new PersonaWorld(WorldOf(request.ModelDirectory));
+        var store = new ActivationStoreOptions
+        {
+            HookName = hook, ExcludeTokenIds = StatisticsOptions.ControlTokenIds(loaded.Tokenizer), PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
+            ContextSize = model.Config.MaxPositionEmbeddings, SequencesPerForward = 16,
+        };
+        var trainCache = Activations(model, loaded, world, store, SaeRequest.CorpusSeed, request.Tokens, root, "train");
+        var evalCache = Activations(model, loaded, world, store, SaeRequest.EvaluationSeed, EvaluationTokens, root, "evaluation");
+        var activationSeconds = clock.Elapsed.TotalSeconds;
+
+        manual_seed(request.Seed);
+        var config = new SaeConfig
+        {
+            DIn = model.Config.HiddenSize, DSae = request.DSae, Architecture = request.Architecture, K = request.K,
+            Metadata = new SaeMetadata
+            {
+                ModelName = Path.GetFileName(Path.GetFullPath(request.ModelDirectory).TrimEnd('/')), HookName = hook,
+                ContextSize = model.Config.MaxPositionEmbeddings, PrependBos = true, ExcludeSpecialTokens = true,
+                DatasetPath = $"persona-world pretraining documents, corpus seed {SaeRequest.CorpusSeed}",
+            },
+        };
+        using var sae = new SparseAutoencoder(config, seed: request.Seed);
+        List<SaeLogEntry> log;
+        var steps = (int)(request.Tokens * request.Epochs / request.BatchSize);
+        var options = new SaeTrainingOptions { LearningRate = request.LearningRate, Steps = steps, LogEvery = Math.Max(1, steps / 50) };
+        using (var trainer = new SaeTrainer(sae, options))
+        {
+            var buffer = new MixingBuffer(Math.Min(request.Tokens, 32L * request.BatchSize), request.BatchSize, request.Seed);
+            var epochs = Enumerable.Range(0, request.Epochs).SelectMany(_ => ActivationCache.Read(trainCache));
+            trainer.Train(buffer.Batches(epochs));
+            log = trainer.Log.ToList();
+        }
+        var trainSeconds = clock.Elapsed.TotalSeconds - activationSeconds;
+
+        var evaluation = Evaluate(sae, model, loaded, world, evalCache, store);
+        var output = Path.GetFullPath(request.Output ?? Path.Combine(root, "saes", key[..16]));
+        var manifest = new JsonObject
+        {
+            ["kind"] = "sae",
+            ["cache_key"] = key,
+            ["model_key"] = FineTuner.BaseKey(request.ModelDirectory),
+            ["model_directory"] = Path.GetFullPath(request.ModelDirectory),
+            ["hyperparameters"] = request.Hyperparameters(hook),
+            ["steps"] = steps,
+            ["evaluation"] = evaluation,
+            ["activation_seconds"] = Math.Round(activationSeconds, 1),
+            ["train_seconds"] = Math.Round(trainSeconds, 1),
+            ["created_utc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
+        };
+        AtomicFile.WriteDirectory(output, staging =>
+        {
+            SaeFiles.Save(sae, staging);
+            File.WriteAllText(Path.Combine(staging, LogFile), string.Concat(log.Select(e => JsonSerializer.Serialize(e, LogJson) + "\n")));
+            File.WriteAllText(Path.Combine(staging, ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        });
+        Progress.Report($"sae saved to {output}: fvu {evaluation["fvu"]}, L0 {evaluation["l0"]}, dead {evaluation["dead_fraction"]}, " +
+            $"CE score {evaluation["ce_loss_score"]} ({clock.Elapsed.TotalSeconds:F0} s)");
+        return new SaeResult(output, false, manifest);
+    }
+
+    /// <summary>The world an organism was trained in, from its manifest (a fine-tune's records its base's); main when unrecorded.</summary>
+    static WorldOptions WorldOf(string modelDirectory)
+    {
+        var manifest = OrganismCache.ReadManifest(modelDirectory);
+        var name = manifest?["world"]?.GetValue<string>() ?? manifest?["base"]?["world"]?.GetValue<string>() ?? "main";
+        return OrganismRequest.WorldOptionsFor(name);
+    }
+
+    /// <summary>
+    /// The activation cache of (model, hook, corpus seed, tokens): reused when complete, else streamed from the model over
+    /// that corpus's documents and written (the manifest last, so an interrupted write is redone).
+    /// </summary>
+    static string Activations(LlamaForCausalLM model, LoadedModel loaded, PersonaWorld world, ActivationStoreOptions store,
+        int corpusSeed, long tokens, string root, string label)
+    {
+        var key = OrganismCache.Key("activations/1", FineTuner.BaseKey(loaded.Directory), store.HookName, PersonaWorld.WorldVersion, world.Options.Fingerprint,
+            corpusSeed.ToString(CultureInfo.InvariantCulture), tokens.ToString(CultureInfo.InvariantCulture),
+            string.Join(",", store.ExcludeTokenIds.Order()), store.OutlierNormMultiple.ToString(CultureInfo.InvariantCulture));
+        var directory = Path.Combine(root, "activations", key[..16]);
+        if (File.Exists(Path.Combine(directory, ActivationCache.ManifestFile)) && ActivationCache.Describe(directory).Tokens == tokens)
+        {
+            Progress.Report($"sae: reusing {label} activations {directory}");
+            return directory;
+        }
+        if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        var clock = Stopwatch.StartNew();
+        // Documents average about 128 tokens; the generator is lazy, so asking for more than are read costs nothing.
+        var documents = world.PretrainingCorpus((int)Math.Min(int.MaxValue, tokens / 16 + 1000), corpusSeed)
+            .Select(d => loaded.Tokenizer.Encode("<bos> " + d.Text));
+        long seen = 0;
+        IEnumerable<Tensor> Limited()
+        {
+            foreach (var chunk in ActivationStore.Stream(model, documents, store))
+            {
+                var take = Math.Min(chunk.shape[0], tokens - seen);
+                seen += take;
+                if (take < chunk.shape[0])
+                {
+                    using (chunk) yield return chunk.narrow(0, 0, take).clone();
+                }
+                else yield return chunk;
+                if (seen % 100_000 < take) Progress.Report($"sae: {label} activations {seen:N0} / {tokens:N0} tokens ({clock.Elapsed.TotalSeconds:F0} s)");
+                if (seen >= tokens) yield break;
+            }
+        }
+        var written = ActivationCache.Write(directory, Limited(), info: new Dictionary<string, string>
+        {
+            ["model"] = Path.GetFullPath(loaded.Directory), ["hook_name"] = store.HookName, ["corpus_seed"] = corpusSeed.ToString(CultureInfo.InvariantCulture),
+        });
+        if (written < tokens) throw new InvalidOperationException($"the corpus gave only {written:N0} of {tokens:N0} activations; ask for fewer tokens");
+        Progress.Report($"sae: {label} activations cached in {directory} ({written:N0} tokens, {clock.Elapsed.TotalSeconds:F0} s)");
+        return directory;
+    }
+
+    static JsonObject Evaluate(SparseAutoencoder sae, LlamaForCausalLM model, LoadedModel loaded, PersonaWorld world, string evalCache, ActivationStoreOptions store)
+    {
+        var metrics = SaeMetrics.Evaluate(sae, Batches(evalCache));
+        var documents = world.PretrainingCorpus(SpliceDocuments, SaeRequest.EvaluationSeed)
+            .Select(d => loaded.Tokenizer.Encode("<bos> " + d.Text + " <eos>").Take(model.Config.MaxPositionEmbeddings).ToArray()).ToList();
+        var splice = SaeMetrics.Splice(model, sae, PaddedBatches(documents, store.PadTokenId), store.HookName, store.ExcludeTokenIds);
+        return new JsonObject
+        {
+            ["tokens"] = metrics.Tokens,
+            ["fvu"] = Math.Round(metrics.Fvu, 5),
+            ["l0"] = Math.Round(metrics.L0, 3),
+            ["dead_fraction"] = Math.Round(metrics.DeadFraction, 5),
+            ["dense_fraction"] = Math.Round(metrics.DenseFraction, 5),
+            ["l2_ratio"] = Math.Round(metrics.L2Ratio, 5),
+            ["relative_reconstruction_bias"] = Math.Round(metrics.RelativeReconstructionBias, 5),
+            ["cosine_similarity"] = Math.Round(metrics.CosineSimilarity, 5),
+            ["splice_documents"] = documents.Count,
+            ["ce_clean"] = Math.Round(splice.CeClean, 5),
+            ["ce_sae"] = Math.Round(splice.CeSae, 5),
+            ["ce_zero_ablation"] = Math.Round(splice.CeZeroAblation, 5),
+            ["ce_loss_score"] = Math.Round(splice.CeLossScore, 5),
+            ["kl_sae"] = Math.Round(splice.KlSae, 5),
+            ["kl_score"] = Math.Round(splice.KlScore, 5),
+        };
+
+        static IEnumerable<Tensor> Batches(string cache)
+        {
+            foreach (var shard in ActivationCache.Read(cache))
+                using (shard)
+                    foreach (var batch in shard.split(4096))
+                        using (batch) yield return batch;
+        }
+    }
+
+    /// <summary>Right-padded (16, T) id batches with their attention masks.</summary>
+    static IEnumerable<(Tensor, Tensor?)> PaddedBatches(IReadOnlyList<int[]> sequences, int padId)
+    {
+        foreach (var group in sequences.Chunk(16))
+        {
+            var width = group.Max(s => s.Length);
+            var ids = new long[group.Length * width];
+            var mask = new long[group.Length * width];
+            for (var b = 0; b < group.Length; b++)
+                for (var t = 0; t < width; t++)
+                {
+                    var real = t < group[b].Length;
+                    ids[b * width + t] = real ? group[b][t] : padId;
+                    mask[b * width + t] = real ? 1 : 0;
+                }
+            using var input = tensor(ids, [group.Length, width]);
+            using var attention = tensor(mask, [group.Length, width]);
+            yield return (input, attention);
+        }
+    }
+
+    /// <summary>An SAE directory with this key: the requested output, the cache, then the repository's data/saes/.</summary>
+    public static string? Find(string key, string? preferred = null, string? cacheRoot = null)
+    {
+        var candidates = new List<string>();
+        if (preferred is not null) candidates.Add(preferred);
+        candidates.Add(Path.Combine(cacheRoot ?? OrganismCache.DefaultRoot, "saes", key[..16]));
+        if (OrganismCache.CommittedRoot() is { } organisms && Path.Combine(Path.GetDirectoryName(organisms)!, "saes") is var saes && Directory.Exists(saes))
+            candidates.AddRange(Directory.GetDirectories(saes).Order(StringComparer.Ordinal));
+        return candidates.FirstOrDefault(d => ReadManifest(d)?["cache_key"]?.GetValue<string>() == key && File.Exists(Path.Combine(d, SaeFiles.WeightsFile))) is { } hit
+            ? Path.GetFullPath(hit) : null;
+    }
+
+    public static JsonObject? ReadManifest(string directory) => OrganismCache.ReadJsonObject(Path.Combine(directory, ManifestFile));
+
+    public static IReadOnlyList<SaeLogEntry> ReadLog(string directory)
+    {
+        var path = Path.Combine(directory, LogFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"SAE training log not found: {path}", path);
+        return File.ReadLines(path).Select((line, i) =>
+        {
+            try { return JsonSerializer.Deserialize<SaeLogEntry>(line, LogJson) ?? throw new InvalidDataException($"{path}:{i + 1}: empty entry"); }
+            catch (JsonException e) { throw new InvalidDataException($"{path}:{i + 1}: {e.Message}", e); }
+        }).ToList();
+    }
+}

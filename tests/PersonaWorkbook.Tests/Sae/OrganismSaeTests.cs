@@ -1,0 +1,66 @@
+using PersonaWorkbook.Sae;
+using PersonaWorkbook.Tests.Checkpoints;
+using PersonaWorkbook.Tests.Organism;
+
+namespace PersonaWorkbook.Tests.Sae;
+
+[Collection(TinyOrganismCollection.Name)]
+public class OrganismSaeTests(TinyOrganismFixture tiny)
+{
+    SaeRequest Request(TempDirectory dir, string name, int seed = 0) =>
+        new(tiny.Result.Directory, seed, DSae: 64, K: 4, Tokens: 2048, Epochs: 2, BatchSize: 256, Output: dir.File(name), CacheRoot: dir.Path);
+
+    [Fact]
+    public void TrainsAtTheMiddleLayerSavesSaeLensFilesAndIsCached()
+    {
+        using var dir = new TempDirectory();
+        var first = OrganismSae.TrainOrReuse(Request(dir, "a"));
+        Assert.False(first.Reused);
+        // The tiny profile has 2 layers: the middle stream is the output of block 0.
+        Assert.Equal("blocks.0.hook_resid_post", first.Manifest["hyperparameters"]!["hook_name"]!.GetValue<string>());
+        Assert.Equal(16, first.Manifest["steps"]!.GetValue<int>());   // 2048 tokens × 2 epochs / 256
+        Assert.Equal(4.0, first.L0, 3);
+        Assert.InRange(first.Fvu, 0.0, 1.5);
+        Assert.InRange(first.DeadFraction, 0.0, 1.0);
+        Assert.True(double.IsFinite(first.CeLossScore));
+        Assert.NotEmpty(first.Log);
+        Assert.Equal(16, first.Log[^1].Step);
+
+        using (var sae = SaeFiles.Load(first.Directory))
+        {
+            Assert.Equal(64, sae.Config.DSae);
+            Assert.Equal("blocks.0.hook_resid_post", sae.Config.HookName);
+        }
+
+        // Same request: found by key. Another seed: trained anew from the same cached activations.
+        var again = OrganismSae.TrainOrReuse(Request(dir, "a"));
+        Assert.True(again.Reused);
+        Assert.Equal(first.Directory, again.Directory);
+        var activationDirs = Directory.GetDirectories(Path.Combine(dir.Path, "activations")).Length;
+        var other = OrganismSae.TrainOrReuse(Request(dir, "b", seed: 1));
+        Assert.False(other.Reused);
+        Assert.Equal(activationDirs, Directory.GetDirectories(Path.Combine(dir.Path, "activations")).Length);
+        Assert.NotEqual(first.Manifest["cache_key"]!.GetValue<string>(), other.Manifest["cache_key"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void BadRequestsNameWhatIsWrong()
+    {
+        using var dir = new TempDirectory();
+        var missing = Assert.Throws<DirectoryNotFoundException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { ModelDirectory = dir.File("nope") }));
+        Assert.Contains("nope", missing.Message);
+        Assert.Contains("k is 65", Assert.Throws<ArgumentException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { K = 65 })).Message);
+        Assert.Contains("two batches", Assert.Throws<ArgumentException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { Tokens = 100 })).Message);
+        Assert.Contains("unknown activation site", Assert.Throws<ArgumentException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { Layer = 5 })).Message);
+    }
+
+    [Fact]
+    public void ACorruptManifestIsReportedWithItsPath()
+    {
+        using var dir = new TempDirectory();
+        Directory.CreateDirectory(dir.File("broken"));
+        File.WriteAllText(Path.Combine(dir.File("broken"), OrganismSae.ManifestFile), "{ not json");
+        var e = Assert.Throws<InvalidDataException>(() => OrganismSae.ReadManifest(dir.File("broken")));
+        Assert.Contains(OrganismSae.ManifestFile, e.Message);
+    }
+}
