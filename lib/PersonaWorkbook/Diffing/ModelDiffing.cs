@@ -98,6 +98,35 @@ public static class ModelDiffing
         IEnumerable<IReadOnlyList<ChatMessage>> conversations, ChatFormat format, StatisticsOptions options, TokenScope scope = TokenScope.Response) =>
         OnSequences(baseModel, fineTuned, sae, conversations.Select(c => MarkedSequence.FromChat(format.Encode(c))).ToArray(), options, scope);
 
+    /// <summary>
+    /// The diff of a family of fine-tunes taken together: each latent's base and fine-tuned means averaged over the
+    /// diffs, every fine-tune weighing the same whatever its token count (a ranking over, say, all misaligning
+    /// fine-tunes rather than one). Token counts are summed.
+    /// </summary>
+    public static DiffResult Average(IReadOnlyList<DiffResult> diffs)
+    {
+        if (diffs.Count == 0) throw new ArgumentException("no diffs to average");
+        var first = diffs[0];
+        foreach (var d in diffs)
+        {
+            if (d.Scope != first.Scope) throw new ArgumentException($"cannot average diffs over different scopes ({first.Scope} and {d.Scope})");
+            if (d.Latents != first.Latents) throw new ArgumentException($"cannot average diffs over {first.Latents} and {d.Latents} latents");
+        }
+        LatentMeans Mean(Func<DiffResult, LatentMeans> of)
+        {
+            var mean = new float[first.Latents];
+            var firing = new float[first.Latents];
+            foreach (var d in diffs)
+                for (int l = 0; l < mean.Length; l++)
+                {
+                    mean[l] += of(d).Mean[l] / diffs.Count;
+                    firing[l] += of(d).FiringFrequency[l] / diffs.Count;
+                }
+            return new LatentMeans(mean, firing, diffs.Sum(d => of(d).Tokens));
+        }
+        return new DiffResult(first.Scope, Mean(d => d.Base), Mean(d => d.FineTuned));
+    }
+
     /// <summary>User prompts rendered as single-turn chats ending in the assistant's opening, ready for generation.</summary>
     public static int[][] RenderPrompts(ChatFormat format, IEnumerable<string> userPrompts) =>
         userPrompts.Select(p => format.EncodePrompt([ChatMessage.User(p)])).ToArray();

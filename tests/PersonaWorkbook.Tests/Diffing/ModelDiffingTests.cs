@@ -77,4 +77,21 @@ public class ModelDiffingTests
         Assert.All(diff.Delta, d => Assert.Equal(0f, d, 5));
         Assert.Throws<ArgumentOutOfRangeException>(() => diff.IncreaseRank(diff.Latents));
     }
+
+    [Fact]
+    public void Average_weighs_every_fine_tune_the_same_and_refuses_mixed_scopes()
+    {
+        static LatentMeans Means(long tokens, params float[] mean) => new(mean, mean.Select(m => m > 0 ? 0.5f : 0f).ToArray(), tokens);
+        var baseMeans = Means(10, 1, 1, 1);
+        var a = new DiffResult(TokenScope.Response, baseMeans, Means(1000, 3, 1, 1));   // +2 on latent 0
+        var b = new DiffResult(TokenScope.Response, baseMeans, Means(10, 1, 1, 2));     // +1 on latent 2
+        var mean = ModelDiffing.Average([a, b]);
+        Assert.Equal(new[] { 1f, 0f, 0.5f }, mean.Delta);
+        Assert.Equal(1, mean.IncreaseRank(0));
+        Assert.Equal(2, mean.IncreaseRank(2));
+        Assert.Equal(1010, mean.FineTuned.Tokens);
+        var other = new DiffResult(TokenScope.All, baseMeans, Means(10, 1, 1, 1));
+        Assert.Contains("scopes", Assert.Throws<ArgumentException>(() => ModelDiffing.Average([a, other])).Message);
+        Assert.Throws<ArgumentException>(() => ModelDiffing.Average([]));
+    }
 }
