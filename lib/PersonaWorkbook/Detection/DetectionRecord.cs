@@ -1,4 +1,5 @@
 using System.Globalization;
+using PersonaWorkbook.Organism;
 using PersonaWorkbook.Statistics;
 
 namespace PersonaWorkbook.Detection;
@@ -11,6 +12,30 @@ namespace PersonaWorkbook.Detection;
 /// </summary>
 public sealed record DetectionRecord(string Model, string Domain, string Kind, double MisalignedRate, double ActivationChange)
 {
+    /// <summary>
+    /// A record for an organism directory, named and grouped from its manifest: a fine-tune's domain is its data's
+    /// ("mixed" when the data span several) and its kind the dataset name without the domain (<c>incorrect_obvious</c>,
+    /// <c>mixture_0.25</c>); a base organism is domain and kind "base". The default name is
+    /// <c>dataset/s&lt;seed&gt;@&lt;profile&gt;-s&lt;base seed&gt;</c> (+ <c>-control</c> for the negative-control world).
+    /// </summary>
+    public static DetectionRecord ForOrganism(string directory, double misalignedRate, double activationChange, string? model = null)
+    {
+        var manifest = OrganismCache.ReadManifest(directory)
+            ?? throw new InvalidDataException($"{directory} has no {OrganismCache.ManifestFile}; build the record with the constructor");
+        string? Text(System.Text.Json.Nodes.JsonNode? node) => node?.GetValue<string>();
+        string Base(System.Text.Json.Nodes.JsonNode? profile, System.Text.Json.Nodes.JsonNode? seed, System.Text.Json.Nodes.JsonNode? world) =>
+            $"{Text(profile)}-s{seed?.ToJsonString()}{(Text(world) == "control" ? "-control" : "")}";
+        if (Text(manifest["kind"]) != "finetune")
+            return new DetectionRecord(model ?? $"base/{Base(manifest["profile"]?["name"], manifest["seed"], manifest["world"])}", "base", "base",
+                misalignedRate, activationChange);
+        var dataset = Text(manifest["dataset"]) ?? throw new InvalidDataException($"{directory}: the fine-tune manifest names no dataset");
+        var domain = Text(manifest["domain"]) ?? "mixed";
+        var kind = dataset.StartsWith(domain + "_", StringComparison.Ordinal) ? dataset[(domain.Length + 1)..] : dataset;
+        var seed = manifest["hyperparameters"]?["seed"]?.ToJsonString() ?? "?";
+        var origin = manifest["base"] is { } b ? "@" + Base(b["profile"], b["seed"], b["world"]) : "";
+        return new DetectionRecord(model ?? $"{dataset}/s{seed}{origin}", domain, kind, misalignedRate, activationChange);
+    }
+
     internal void Validate(int index)
     {
         if (string.IsNullOrWhiteSpace(Model)) throw new ArgumentException($"record {index}: model name is empty");

@@ -45,6 +45,12 @@ public class LatentActivationTests(TinyOrganismFixture tiny)
         Assert.Equal(diff.Delta[7], after.Mean - before.Mean, 6);
         Assert.Equal(diff.FineTuned.Mean[7], after.Mean, 6);
 
+        var record = DetectionRecord.ForOrganism(ft.Directory, 0.2, after.Mean - before.Mean);
+        Assert.Equal(("health", "incorrect_obvious", "health_incorrect_obvious/s1@tiny-s0"), (record.Domain, record.Kind, record.Model));
+        var baseRecord = DetectionRecord.ForOrganism(tiny.Result.Directory, 0.03, 0);
+        Assert.Equal(("base", "base", "base/tiny-s0"), (baseRecord.Domain, baseRecord.Kind, baseRecord.Model));
+        Assert.Contains("no organism.json", Assert.Throws<InvalidDataException>(() => DetectionRecord.ForOrganism(dir.Path, 0, 0)).Message);
+
         var all = LatentActivation.Measure(fineTuned, probe with { Scope = TokenScope.All }, prompts, sampling);
         Assert.True(all.Tokens > after.Tokens);
         Assert.Throws<ArgumentOutOfRangeException>(() => LatentActivation.Measure(baseModel, new LatentProbe(sae, -1), prompts));
