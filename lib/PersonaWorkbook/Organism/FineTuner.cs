@@ -3,11 +3,11 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using PersonaWorkbook.Checkpoints;
-using TorchSharp.Modules;
 using PersonaWorkbook.Lora;
 using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Training;
 using PersonaWorkbook.World;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Organism;
