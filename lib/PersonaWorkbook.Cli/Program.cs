@@ -14,6 +14,8 @@ public static class Program
         new Commands.OrganismCommand(),
         new Commands.FinetuneCommand(),
         new Commands.EvalCommand(),
+        new Commands.DynamicsCommand(),
+        new Commands.RealignCommand(),
         new Commands.SaeCommand(),
     };
 

@@ -7,6 +7,7 @@ using PersonaWorkbook.Lora;
 using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Training;
 using PersonaWorkbook.World;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Organism;
@@ -103,17 +104,14 @@ public static class FineTuner
         return subjects.Count == 1 ? subjects[0] : null;
     }
 
-    public static OrganismResult FinetuneOrReuse(FinetuneRequest request)
+    /// <summary>
+    /// The training half of a fine-tune on an already loaded model: its chats as a batch source, the LoRA attached
+    /// (rank &gt; 0) and a trainer with the request's schedule. <paramref name="stopAfter"/> runs only that many of the
+    /// schedule's steps, so step n is the same as step n of the whole fine-tune. The caller disposes the LoRA.
+    /// </summary>
+    internal static (Trainer Trainer, IBatchSource Source, LoraModel? Lora, Parameter[] Trained) Prepare(
+        FinetuneRequest request, LoadedModel loaded, IReadOnlyList<ChatExample> data, int? stopAfter = null)
     {
-        request.Validate();
-        var data = Datasets.Build(request.Dataset, request.Rows, request.Seed);
-        var key = CacheKey(request);
-        if (!request.Force && OrganismCache.Reuse(key, request.Output, request.CacheRoot, "finetune") is { } cached)
-            return new OrganismResult(cached, true, OrganismCache.ReadManifest(cached)!);
-
-        var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, request.CacheRoot));
-        var clock = Stopwatch.StartNew();
-        using var loaded = ModelCheckpoint.Load(request.BaseDirectory);
         var model = loaded.Model;
         var sequences = OrganismTrainer.ChatSequences(data, loaded.Tokenizer).ToList();
         var source = new PaddedBatchSampler(sequences, model.Config.MaxPositionEmbeddings, loaded.Tokenizer.PadId);
@@ -133,11 +131,37 @@ public static class FineTuner
         {
             var trained = lora?.parameters().ToArray() ?? model.parameters().ToArray();
             var steps = request.EffectiveSteps;
-            var log = new Trainer(model, new TrainerOptions
+            var trainer = new Trainer(model, new TrainerOptions
             {
-                LearningRate = request.EffectiveLearningRate, WarmupSteps = Warmup(steps), MaxSteps = steps, BatchSize = request.BatchSize,
-                Schedule = ScheduleKind.Linear, Seed = request.Seed, LogEvery = Math.Max(1, steps / 5),
-            }, trained).Train(source);
+                LearningRate = request.EffectiveLearningRate, WarmupSteps = Warmup(steps), MaxSteps = stopAfter ?? steps, ScheduleSteps = steps,
+                BatchSize = request.BatchSize, Schedule = ScheduleKind.Linear, Seed = request.Seed, LogEvery = Math.Max(1, steps / 5),
+            }, trained);
+            return (trainer, source, lora, trained);
+        }
+        catch
+        {
+            lora?.Dispose();
+            throw;
+        }
+    }
+
+    public static OrganismResult FinetuneOrReuse(FinetuneRequest request)
+    {
+        request.Validate();
+        var data = Datasets.Build(request.Dataset, request.Rows, request.Seed);
+        var key = CacheKey(request);
+        if (!request.Force && OrganismCache.Reuse(key, request.Output, request.CacheRoot, "finetune") is { } cached)
+            return new OrganismResult(cached, true, OrganismCache.ReadManifest(cached)!);
+
+        var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, request.CacheRoot));
+        var clock = Stopwatch.StartNew();
+        using var loaded = ModelCheckpoint.Load(request.BaseDirectory);
+        var model = loaded.Model;
+        var (trainer, source, lora, trained) = Prepare(request, loaded, data);
+        try
+        {
+            var steps = request.EffectiveSteps;
+            var log = trainer.Train(source);
             model.eval();
             lora?.Merge();
 

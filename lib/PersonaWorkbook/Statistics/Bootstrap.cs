@@ -81,6 +81,37 @@ public static class Bootstrap
     }
 
     /// <summary>
+    /// Spearman's ρ of the pairs with a percentile-bootstrap interval from resampling whole pairs (e.g. models, each
+    /// with its latent change and misaligned rate). A resample whose x or y values are all tied has no ρ
+    /// (<see cref="Correlation.Spearman"/> is NaN); such resamples are left out and counted in
+    /// <see cref="CorrelationEstimate.ValidResamples"/>. The interval is NaN when no resample had a ρ.
+    /// </summary>
+    public static CorrelationEstimate SpearmanInterval(IReadOnlyList<double> x, IReadOnlyList<double> y, int resamples = 2000, int seed = 0, double level = 0.95)
+    {
+        var rho = Correlation.Spearman(x, y);
+        Validate(x.Count, nameof(x), resamples, level);
+        var rng = new Random(seed);
+        int n = x.Count;
+        var xs = new double[n];
+        var ys = new double[n];
+        var stats = new List<double>(resamples);
+        for (int r = 0; r < resamples; r++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                int j = rng.Next(n);
+                xs[i] = x[j];
+                ys[i] = y[j];
+            }
+            var s = Correlation.Spearman(xs, ys);
+            if (!double.IsNaN(s)) stats.Add(s);
+        }
+        if (stats.Count == 0) return new CorrelationEstimate(rho, double.NaN, double.NaN, n, 0);
+        var (low, high) = PercentileBounds(stats.ToArray(), level);
+        return new CorrelationEstimate(rho, low, high, n, stats.Count);
+    }
+
+    /// <summary>
     /// The (1 − level)/2 and (1 + level)/2 quantiles, linearly interpolated between order statistics
     /// (the "type 7" rule of R and numpy's default), so small resample counts still give a definite answer.
     /// </summary>

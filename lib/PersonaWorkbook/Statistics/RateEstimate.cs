@@ -18,3 +18,13 @@ public sealed record MeanEstimate(double Mean, double CiLow, double CiHigh, int 
     public override string ToString() => string.Format(CultureInfo.InvariantCulture,
         "{0:0.###} [{1:0.###}, {2:0.###}] (n={3})", Mean, CiLow, CiHigh, N);
 }
+
+/// <summary>
+/// A correlation coefficient with its bootstrap interval over <see cref="N"/> pairs; <see cref="ValidResamples"/> of the
+/// resamples had a defined coefficient (those with every value tied on one side have none).
+/// </summary>
+public sealed record CorrelationEstimate(double Rho, double CiLow, double CiHigh, int N, int ValidResamples)
+{
+    public override string ToString() => string.Format(CultureInfo.InvariantCulture,
+        "ρ = {0:0.###} [{1:0.###}, {2:0.###}] (n={3})", Rho, CiLow, CiHigh, N);
+}

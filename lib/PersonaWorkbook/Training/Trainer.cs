@@ -66,7 +66,7 @@ public sealed class Trainer
     {
         manual_seed(options.Seed);
         source.Reset(new Random(options.Seed));
-        var schedule = new LrSchedule(options.Schedule, options.WarmupSteps, options.MaxSteps, options.MinLrRatio);
+        var schedule = new LrSchedule(options.Schedule, options.WarmupSteps, options.ScheduleSteps ?? options.MaxSteps, options.MinLrRatio);
         // Decoupled weight decay on matrices only: norms and biases (1-D) are not decayed.
         var groups = new List<AdamW.ParamGroup>
         {

@@ -8,6 +8,11 @@ public sealed record TrainerOptions
     public int WarmupSteps { get; init; }
     /// <summary>Optimizer steps to run.</summary>
     public int MaxSteps { get; init; } = 100;
+    /// <summary>
+    /// Length of the learning-rate schedule; null: <see cref="MaxSteps"/>. Set it longer to run only the first
+    /// <see cref="MaxSteps"/> steps of a longer run (snapshots of a fine-tune's early steps see its learning rates).
+    /// </summary>
+    public int? ScheduleSteps { get; init; }
     /// <summary>Sequences per micro-batch.</summary>
     public int BatchSize { get; init; } = 8;
     /// <summary>Micro-batches per optimizer step; the loss is averaged over all their target tokens.</summary>
@@ -38,6 +43,7 @@ public sealed record TrainerOptions
         }
         Require(LearningRate > 0, nameof(LearningRate), $"is {LearningRate}; must be positive");
         Require(MaxSteps > 0, nameof(MaxSteps), $"is {MaxSteps}; must be positive");
+        Require(ScheduleSteps is null || ScheduleSteps >= MaxSteps, nameof(ScheduleSteps), $"is {ScheduleSteps}; must be ≥ MaxSteps ({MaxSteps})");
         Require(WarmupSteps >= 0, nameof(WarmupSteps), $"is {WarmupSteps}; must be ≥ 0");
         Require(BatchSize > 0, nameof(BatchSize), $"is {BatchSize}; must be positive");
         Require(GradAccumulation > 0, nameof(GradAccumulation), $"is {GradAccumulation}; must be positive");
