@@ -1,0 +1,45 @@
+using PersonaWorkbook.Notebooks.Format;
+
+namespace PersonaWorkbook.Tests.Notebooks;
+
+/// <summary>
+/// The experiment notebooks under notebooks/ as committed: they load, open with the parameters cell `workbook run --param`
+/// rewrites, and carry no outputs (the executed copies live beside the run's metrics, not in the repository).
+/// </summary>
+public class RepositoryNotebooksTests
+{
+    static string NotebooksFolder()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Workbook.sln"))) return Path.Combine(dir.FullName, "notebooks");
+        throw new DirectoryNotFoundException("Workbook.sln not found above the test binaries");
+    }
+
+    public static TheoryData<string> Names()
+    {
+        var data = new TheoryData<string>();
+        foreach (var path in Directory.GetFiles(NotebooksFolder(), "*.ipynb").Order(StringComparer.Ordinal)) data.Add(Path.GetFileName(path));
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Committed_notebook_opens_with_parameters_and_has_no_outputs(string name)
+    {
+        var notebook = Notebook.Load(Path.Combine(NotebooksFolder(), name));
+        var code = notebook.Cells.Where(c => c.IsCode).ToList();
+        Assert.NotEmpty(code);
+        Assert.True(code[0].HasTag("parameters"), $"{name}: the first code cell is not tagged 'parameters'");
+        Assert.All(code, c => Assert.Equal("csharp", c.KernelName));
+        var executed = code.Where(c => c.ExecutionCount is not null || c.Outputs is { Count: > 0 }).Select(c => c.Id).ToList();
+        Assert.True(executed.Count == 0, $"{name}: cells {string.Join(", ", executed)} carry outputs or execution counts; commit notebooks cleared");
+    }
+
+    [Fact]
+    public void The_experiment_notebooks_are_listed_in_the_readme()
+    {
+        var readme = File.ReadAllText(Path.Combine(NotebooksFolder(), "..", "README.md"));
+        foreach (var path in Directory.GetFiles(NotebooksFolder(), "*.ipynb"))
+            Assert.Contains($"`{Path.GetFileName(path)}`", readme);
+    }
+}
