@@ -74,6 +74,34 @@ public static class SteeringSweep
 
     public static Frame<int, string> ToFrame(IEnumerable<SteeringSweepRow> rows) => Frame.FromRecords(rows.Select(SteeringFrameRow.From));
 
+    /// <summary>
+    /// The row with the largest |α| whose coherent rate is at most <paramref name="maxCoherenceDrop"/> below the
+    /// unsteered model's (the paper's "incoherence ≤ 10 %" read relative to a base that is itself not fully coherent);
+    /// null when no row qualifies. Ties in |α| go to the earlier row.
+    /// </summary>
+    public static SteeringSweepRow? StrongestCoherent(IEnumerable<SteeringSweepRow> rows, EvalReport unsteered, double maxCoherenceDrop = 0.10)
+    {
+        if (!(maxCoherenceDrop is >= 0 and <= 1)) throw new ArgumentException($"the coherence drop bound must be in [0, 1], got {maxCoherenceDrop}");
+        SteeringSweepRow? best = null;
+        foreach (var r in rows)
+            if (unsteered.Coherent.Rate - r.Coherent.Rate <= maxCoherenceDrop + 1e-12 && (best is null || Math.Abs(r.Alpha) > Math.Abs(best.Alpha)))
+                best = r;
+        return best;
+    }
+
+    /// <summary>
+    /// The largest absolute change, over the rows, of the random controls' rate (misaligned by default) from the
+    /// unsteered model's: how far a same-norm direction alone moves the measure.
+    /// </summary>
+    public static double MaxControlShift(IEnumerable<SteeringSweepRow> rows, EvalReport unsteered, Func<EvalReport, RateEstimate>? measure = null)
+    {
+        measure ??= r => r.Misaligned;
+        var reference = measure(unsteered).Rate;
+        var shifts = rows.Select(r => Math.Abs(measure(r.Control).Rate - reference)).ToList();
+        if (shifts.Count == 0) throw new ArgumentException("no sweep rows to take the control shift of", nameof(rows));
+        return shifts.Max();
+    }
+
     /// <summary>One α: the steered evaluation and its random control.</summary>
     internal static SteeringSweepRow At(LlamaForCausalLM model, string site, Tensor direction, double alpha, SteeringOptions options,
         Func<LlamaForCausalLM, EvalReport> evaluate)

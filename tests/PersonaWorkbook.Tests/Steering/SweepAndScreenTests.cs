@@ -193,4 +193,31 @@ public class SweepAndScreenTests
         Assert.Throws<ArgumentException>(() => LatentScreen.Run(model, sae, Site, [3], _ => SteeringScale.Raw, Evaluate,
             new ScreenOptions { Search = AlphaSearch.Grid(1), Sign = 2 }));
     }
+
+    static SteeringSweepRow Row(double alpha, double misaligned, double coherent, double controlMisaligned) =>
+        new(alpha, Math.Abs(alpha), Math.Abs(alpha), Report(misaligned, coherent), Report(controlMisaligned, coherent));
+
+    [Fact]
+    public void StrongestCoherentPicksTheLargestMagnitudeWithinTheCoherenceDrop()
+    {
+        var unsteered = Report(misaligned: 0.2, coherent: 0.6);
+        var rows = new[] { Row(-0.1, 0.18, 0.58, 0.2), Row(-0.2, 0.12, 0.50, 0.21), Row(-0.4, 0.05, 0.24, 0.19) };
+
+        Assert.Equal(-0.2, SteeringSweep.StrongestCoherent(rows, unsteered)!.Alpha);          // a 10-point drop exactly still counts
+        Assert.Equal(-0.1, SteeringSweep.StrongestCoherent(rows, unsteered, 0.05)!.Alpha);
+        Assert.Null(SteeringSweep.StrongestCoherent(rows, unsteered, 0.01));
+        Assert.Equal(-0.4, SteeringSweep.StrongestCoherent(rows, unsteered, 1)!.Alpha);
+        Assert.Throws<ArgumentException>(() => SteeringSweep.StrongestCoherent(rows, unsteered, -0.1));
+    }
+
+    [Fact]
+    public void MaxControlShiftIsTheLargestAbsoluteMoveOfTheRandomControl()
+    {
+        var unsteered = Report(misaligned: 0.2, coherent: 0.6);
+        var rows = new[] { Row(0.1, 0.5, 0.6, 0.23), Row(0.2, 0.9, 0.6, 0.15), Row(0.4, 0.9, 0.6, 0.19) };
+
+        Assert.Equal(0.05, SteeringSweep.MaxControlShift(rows, unsteered), 1e-12);            // the steered rates play no part
+        Assert.Equal(0.0, SteeringSweep.MaxControlShift(rows, unsteered, r => r.Coherent), 1e-12);
+        Assert.Throws<ArgumentException>(() => SteeringSweep.MaxControlShift([], unsteered));
+    }
 }
