@@ -108,14 +108,16 @@ public static class SparseSelection
 
     /// <summary>
     /// Each token's k largest pre-activations of <c>inputs · weightᵀ + bias</c> (inputs (B, d), weight (S, d)),
-    /// computed a block of tokens at a time: each block's ~8 MB of pre-activations is selected while still in cache,
-    /// and the whole (B, S) matrix never exists. Latent j of the result is row j of <paramref name="weight"/>.
+    /// computed a block of tokens at a time (4 M pre-activations, 16 MB), so the whole (B, S) matrix never exists. Block
+    /// size measured at d_in 256, d_sae 8192, batch 4096 on 2 cores: 128 rows cost 1.36–1.46× the unblocked matmul,
+    /// 256 rows 1.20–1.30×, 512 rows 1.09×, 1024 rows 1.04–1.08×, one block 1.13–1.16× (per-block matmuls get too
+    /// small below 512 rows; one block leaves the cache). Latent j of the result is row j of <paramref name="weight"/>.
     /// </summary>
     public static SparseCodes PerTokenBlocked(Tensor inputs, Tensor weight, Tensor bias, long k)
     {
         using var scope = NewDisposeScope();
         var (batch, width) = (inputs.shape[0], weight.shape[0]);
-        var blockRows = Math.Clamp((1L << 21) / width, 1, Math.Max(1, batch));
+        var blockRows = Math.Clamp((1L << 22) / width, 1, Math.Max(1, batch));
         var values = new List<Tensor>();
         var indices = new List<Tensor>();
         for (long start = 0; start < batch; start += blockRows)
