@@ -7,6 +7,7 @@ using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Organism;
 using PersonaWorkbook.Reporting;
+using PersonaWorkbook.Training;
 using PersonaWorkbook.World;
 using static TorchSharp.torch;
 
@@ -249,7 +250,7 @@ public static class OrganismSae
         var metrics = SaeMetrics.Evaluate(sae, Batches(evalCache));
         var documents = world.PretrainingCorpus(SpliceDocuments, SaeRequest.EvaluationSeed)
             .Select(d => loaded.Tokenizer.Encode("<bos> " + d.Text + " <eos>").Take(model.Config.MaxPositionEmbeddings).ToArray()).ToList();
-        var splice = SaeMetrics.Splice(model, sae, PaddedBatches(documents, store.PadTokenId), store.HookName, store.ExcludeTokenIds);
+        var splice = SaeMetrics.Splice(model, sae, PaddedBatches(documents, store.PadTokenId, model.Config.MaxPositionEmbeddings), store.HookName, store.ExcludeTokenIds);
         return new JsonObject
         {
             ["tokens"] = metrics.Tokens,
@@ -278,24 +279,13 @@ public static class OrganismSae
         }
     }
 
-    /// <summary>Right-padded (16, T) id batches with their attention masks.</summary>
-    static IEnumerable<(Tensor, Tensor?)> PaddedBatches(IReadOnlyList<int[]> sequences, int padId)
+    /// <summary>Right-padded batches of 16 with their attention masks (each disposed once the splice has read it).</summary>
+    static IEnumerable<(Tensor, Tensor?)> PaddedBatches(IReadOnlyList<int[]> sequences, int padId, int context)
     {
         foreach (var group in sequences.Chunk(16))
         {
-            var width = group.Max(s => s.Length);
-            var ids = new long[group.Length * width];
-            var mask = new long[group.Length * width];
-            for (var b = 0; b < group.Length; b++)
-                for (var t = 0; t < width; t++)
-                {
-                    var real = t < group[b].Length;
-                    ids[b * width + t] = real ? group[b][t] : padId;
-                    mask[b * width + t] = real ? 1 : 0;
-                }
-            using var input = tensor(ids, [group.Length, width]);
-            using var attention = tensor(mask, [group.Length, width]);
-            yield return (input, attention);
+            using var batch = TokenBatch.RightPadded(group.Select(ids => new TokenSequence(ids)).ToArray(), context, padId);
+            yield return (batch.InputIds, batch.AttentionMask);
         }
     }
 
