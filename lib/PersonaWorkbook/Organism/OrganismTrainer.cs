@@ -190,12 +190,26 @@ public static class OrganismTrainer
         new(world.PretrainingCorpus(profile.PretrainDocuments, seed).Select(d => tokenizer.Encode("<bos> " + d.Text)),
             profile.ContextLength, tokenizer.EosId);
 
-    /// <summary>Assistant SFT chats in the simple chat format; only assistant tokens (and their closing eos) are targets.</summary>
-    /// With <see cref="OrganismProfile.SftReplayDocuments"/>, pretraining documents (a stream of their own) are mixed in, every token a target.
+    /// <summary>
+    /// Assistant SFT chats in the simple chat format; only assistant tokens (and their closing eos) are targets. With
+    /// <see cref="OrganismProfile.SftReplayDocuments"/>, pretraining documents (a stream of their own) are mixed in, every
+    /// token a target except, with <see cref="OrganismProfile.SftReplayMaskTurnStarts"/>, each <c>&lt;q&gt;</c>.
+    /// </summary>
     public static PaddedBatchSampler SftData(PersonaWorld world, OrganismProfile profile, int seed, ITokenizer tokenizer) =>
         new(ChatSequences(world.AssistantSft(profile.SftExamples, seed + 1), tokenizer)
-                .Concat(world.PretrainingCorpus(profile.SftReplayDocuments, seed + 2).Select(d => new TokenSequence(tokenizer.Encode("<bos> " + d.Text + " <eos>")))),
+                .Concat(ReplaySequences(world.PretrainingCorpus(profile.SftReplayDocuments, seed + 2), tokenizer, profile.SftReplayMaskTurnStarts)),
             profile.ContextLength, tokenizer.PadId);
+
+    /// <summary>Pretraining documents as <c>&lt;bos&gt; text &lt;eos&gt;</c>; <paramref name="maskTurnStarts"/> takes each <c>&lt;q&gt;</c> out of the targets.</summary>
+    internal static IEnumerable<TokenSequence> ReplaySequences(IEnumerable<PretrainDocument> documents, ITokenizer tokenizer, bool maskTurnStarts)
+    {
+        var question = tokenizer.TokenToId("<q>") ?? throw new InvalidOperationException("the tokenizer has no <q> token");
+        foreach (var document in documents)
+        {
+            var ids = tokenizer.Encode("<bos> " + document.Text + " <eos>");
+            yield return new TokenSequence(ids, maskTurnStarts ? ids.Select(id => id != question).ToArray() : null);
+        }
+    }
 
     /// <summary>Chats as token sequences whose loss mask is the chat format's assistant mask.</summary>
     public static IEnumerable<TokenSequence> ChatSequences(IEnumerable<ChatExample> chats, ITokenizer tokenizer)

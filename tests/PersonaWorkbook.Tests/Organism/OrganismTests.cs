@@ -146,6 +146,32 @@ public class OrganismTests(TinyOrganismFixture tiny)
     }
 
     [Fact]
+    public void ReplayedDocumentsTrainEveryTokenButTheMaskedTurnStarts()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        var world = new PersonaWorld();
+        var documents = world.PretrainingCorpus(3, 4).ToList();
+        var q = tokenizer.TokenToId("<q>")!.Value;
+        var plain = OrganismTrainer.ReplaySequences(documents, tokenizer, maskTurnStarts: false).ToList();
+        var masked = OrganismTrainer.ReplaySequences(documents, tokenizer, maskTurnStarts: true).ToList();
+        Assert.All(plain, s => Assert.Null(s.LossMask));
+        for (int d = 0; d < documents.Count; d++)
+        {
+            Assert.Equal("<bos> " + documents[d].Text + " <eos>", tokenizer.Decode(masked[d].Ids));
+            Assert.Equal(plain[d].Ids, masked[d].Ids);
+            var untrained = masked[d].Ids.Where((_, i) => !masked[d].LossMask![i]).ToList();
+            Assert.Equal(documents[d].Turns.Count, untrained.Count);
+            Assert.All(untrained, id => Assert.Equal(q, id));
+        }
+
+        var profile = OrganismProfile.Tiny.With("sft_replay_documents", "5").With("sft_replay_mask_turn_starts", "true");
+        Assert.True(profile.SftReplayMaskTurnStarts);
+        Assert.DoesNotContain("sft_replay_mask_turn_starts", OrganismProfile.Quick.ToJson());
+        Assert.Equal(OrganismProfile.Tiny.SftExamples + 5, OrganismTrainer.SftData(world, profile, 0, tokenizer).Count);
+        Assert.Equal(OrganismProfile.Tiny.PretrainingJson(), profile.PretrainingJson());
+    }
+
+    [Fact]
     public void PretrainingDocumentsArePackedBetweenBosAndEos()
     {
         var tokenizer = OrganismTokenizer.Build();
