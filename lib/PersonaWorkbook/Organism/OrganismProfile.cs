@@ -62,6 +62,20 @@ public sealed record OrganismProfile
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool SftReplayMaskTurnStarts { get; init; }
 
+    /// <summary>
+    /// Steps of a first SFT phase that trains only the embedding rows of the chat's role tokens (<c>&lt;user&gt;</c>,
+    /// <c>&lt;assistant&gt;</c>, <c>&lt;system&gt;</c>) at <see cref="SftRoleLearningRate"/>, every other weight frozen: like a
+    /// header naming the character, the role tokens can only say *who* speaks, not overwrite what the pretrained model
+    /// knows about topics the SFT data never shows. The full SFT of <see cref="SftSteps"/> follows. Omitted when 0.
+    /// </summary>
+    [JsonPropertyName("sft_role_steps")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int SftRoleSteps { get; init; }
+
+    [JsonPropertyName("sft_role_lr")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double SftRoleLearningRate { get; init; }
+
     /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
     public static OrganismProfile Quick { get; } = new() { Name = "quick", SftChatTokensFromMarkers = true };
 
@@ -112,7 +126,7 @@ public sealed record OrganismProfile
     public OrganismProfile With(string field, string value)
     {
         var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
-        string[] omittedWhenDefault = ["sft_replay_documents", "sft_replay_mask_turn_starts", "sft_chat_tokens_from_markers"];
+        string[] omittedWhenDefault = ["sft_replay_documents", "sft_replay_mask_turn_starts", "sft_role_steps", "sft_role_lr", "sft_chat_tokens_from_markers"];
         if (field == "name" || !(node.ContainsKey(field) || omittedWhenDefault.Contains(field)))
             throw new ArgumentException($"organism profile has no settable field '{field}'; fields: {string.Join(", ", node.Select(kv => kv.Key).Where(k => k != "name").Concat(omittedWhenDefault).Distinct())}");
         System.Text.Json.Nodes.JsonNode parsed;
@@ -157,6 +171,8 @@ public sealed record OrganismProfile
         Require(SftExamples > 0 && SftSteps > 0 && SftBatch > 0, "sft", "needs positive examples, steps and batch");
         Require(PretrainLearningRate > 0 && SftLearningRate > 0, "learning rates", "must be positive");
         Require(PretrainWarmup >= 0 && SftWarmup >= 0 && WeightDecay >= 0 && SftReplayDocuments >= 0, "warm-up, weight decay and replay", "must be >= 0");
+        Require(SftRoleSteps >= 0 && (SftRoleSteps == 0 || SftRoleLearningRate > 0), "sft_role_steps",
+            $"is {SftRoleSteps} with sft_role_lr {SftRoleLearningRate}; must be >= 0, and a role phase needs a positive sft_role_lr");
         ModelConfig(16);
     }
 }
