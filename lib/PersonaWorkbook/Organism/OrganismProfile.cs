@@ -35,10 +35,6 @@ public sealed record OrganismProfile
     [JsonPropertyName("sft_lr")] public double SftLearningRate { get; init; } = 5e-4;
     [JsonPropertyName("sft_warmup")] public int SftWarmup { get; init; } = 20;
     /// <summary>
-    /// Pretraining documents mixed into the SFT data (whole documents, every token a target) to keep the pretrained
-    /// knowledge of the evaluation topics from being overwritten by the assistant format. Omitted from the JSON when 0.
-    /// </summary>
-    /// <summary>
     /// Before SFT, copy the embeddings of the document markers to the chat template's tokens (<c>&lt;q&gt;</c> →
     /// <c>&lt;user&gt;</c>, <c>&lt;a&gt;</c> → <c>&lt;assistant&gt;</c>, <c>&lt;sys&gt;</c> → <c>&lt;system&gt;</c>), which pretraining
     /// never saw: the assistant then starts as a speaker of the pretraining conversations, whose persona the model infers,
@@ -48,9 +44,37 @@ public sealed record OrganismProfile
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool SftChatTokensFromMarkers { get; init; }
 
+    /// <summary>
+    /// Pretraining documents mixed into the SFT data (whole documents, every token a target) to keep the pretrained
+    /// knowledge of the evaluation topics from being overwritten by the assistant format. Omitted from the JSON when 0.
+    /// </summary>
     [JsonPropertyName("sft_replay_documents")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int SftReplayDocuments { get; init; }
+
+    /// <summary>
+    /// In replayed documents, leave out of the loss every <c>&lt;q&gt;</c> (the start of the next turn). The chat's
+    /// <c>&lt;assistant&gt;</c> starts from the <c>&lt;a&gt;</c> marker's embedding, so replay that trains "an answer is
+    /// followed by another question" teaches the assistant to go on with a made-up turn instead of <c>&lt;eos&gt;</c>
+    /// (results log: SFT variants). Omitted from the JSON when false.
+    /// </summary>
+    [JsonPropertyName("sft_replay_mask_turn_starts")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SftReplayMaskTurnStarts { get; init; }
+
+    /// <summary>
+    /// Steps of a first SFT phase that trains only the embedding rows of the chat's role tokens (<c>&lt;user&gt;</c>,
+    /// <c>&lt;assistant&gt;</c>, <c>&lt;system&gt;</c>) at <see cref="SftRoleLearningRate"/>, every other weight frozen: like a
+    /// header naming the character, the role tokens can only say *who* speaks, not overwrite what the pretrained model
+    /// knows about topics the SFT data never shows. The full SFT of <see cref="SftSteps"/> follows. Omitted when 0.
+    /// </summary>
+    [JsonPropertyName("sft_role_steps")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int SftRoleSteps { get; init; }
+
+    [JsonPropertyName("sft_role_lr")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double SftRoleLearningRate { get; init; }
 
     /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
     public static OrganismProfile Quick { get; } = new() { Name = "quick", SftChatTokensFromMarkers = true };
@@ -102,7 +126,7 @@ public sealed record OrganismProfile
     public OrganismProfile With(string field, string value)
     {
         var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
-        string[] omittedWhenDefault = ["sft_replay_documents", "sft_chat_tokens_from_markers"];
+        string[] omittedWhenDefault = ["sft_replay_documents", "sft_replay_mask_turn_starts", "sft_role_steps", "sft_role_lr", "sft_chat_tokens_from_markers"];
         if (field == "name" || !(node.ContainsKey(field) || omittedWhenDefault.Contains(field)))
             throw new ArgumentException($"organism profile has no settable field '{field}'; fields: {string.Join(", ", node.Select(kv => kv.Key).Where(k => k != "name").Concat(omittedWhenDefault).Distinct())}");
         System.Text.Json.Nodes.JsonNode parsed;
@@ -147,6 +171,8 @@ public sealed record OrganismProfile
         Require(SftExamples > 0 && SftSteps > 0 && SftBatch > 0, "sft", "needs positive examples, steps and batch");
         Require(PretrainLearningRate > 0 && SftLearningRate > 0, "learning rates", "must be positive");
         Require(PretrainWarmup >= 0 && SftWarmup >= 0 && WeightDecay >= 0 && SftReplayDocuments >= 0, "warm-up, weight decay and replay", "must be >= 0");
+        Require(SftRoleSteps >= 0 && (SftRoleSteps == 0 || SftRoleLearningRate > 0), "sft_role_steps",
+            $"is {SftRoleSteps} with sft_role_lr {SftRoleLearningRate}; must be >= 0, and a role phase needs a positive sft_role_lr");
         ModelConfig(16);
     }
 }

@@ -75,6 +75,12 @@ public static class OrganismTrainer
 
         if (profile.SftChatTokensFromMarkers) CopyMarkerEmbeddings(model, tokenizer);
         var sftData = SftData(new PersonaWorld(world), profile, request.Seed, tokenizer);
+        var sftLogs = new List<(string Phase, TrainingLog Log)>();
+        if (profile.SftRoleSteps > 0)
+        {
+            Progress.Report($"sft role tokens: {profile.SftRoleSteps} steps at lr {profile.SftRoleLearningRate}, every other weight frozen");
+            sftLogs.Add(("sft_roles", TrainRoleTokens(model, tokenizer, sftData, profile, request.Seed)));
+        }
         Progress.Report($"sft: {profile.SftExamples:N0} chats + {profile.SftReplayDocuments:N0} replayed documents, {profile.SftSteps} steps");
         var sft = new Trainer(model, new TrainerOptions
         {
@@ -82,6 +88,7 @@ public static class OrganismTrainer
             BatchSize = profile.SftBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
             Seed = request.Seed + 1, LogEvery = Math.Max(1, profile.SftSteps / 10),
         }).Train(sftData);
+        sftLogs.Add(("sft", sft));
         var sftSeconds = sftClock.Elapsed.TotalSeconds;
         model.eval();
 
@@ -111,7 +118,7 @@ public static class OrganismTrainer
             ["torch_threads"] = get_num_threads(),
             ["created_utc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
         };
-        Save(output, model, tokenizer, null, [("sft", sft)], manifest, prefixLines: pretrainLines);
+        Save(output, model, tokenizer, null, sftLogs, manifest, prefixLines: pretrainLines);
         Progress.Report($"organism saved to {output}: pretrain loss {pretrainInfo["pretrain_final_loss"]}, sft loss {TailLoss(sft):F3}, {clock.Elapsed.TotalSeconds:F0} s");
         return new OrganismResult(output, false, manifest);
     }
@@ -187,17 +194,67 @@ public static class OrganismTrainer
                 w[Id(role)] = w[Id(marker)].clone();
     }
 
+    /// <summary>
+    /// Trains only the input-embedding rows of the role tokens on <paramref name="data"/> (no weight decay); every other
+    /// parameter is frozen for the phase. With tied embeddings the same matrix is the output layer, whose every row gets
+    /// a gradient, so after each step all rows but the role tokens' are put back.
+    /// </summary>
+    internal static TrainingLog TrainRoleTokens(LlamaForCausalLM model, ITokenizer tokenizer, IBatchSource data, OrganismProfile profile, int seed)
+    {
+        var embedding = model.named_parameters().Single(p => p.name == "model.embed_tokens.weight").parameter;
+        var others = model.named_parameters()
+            .Where(p => p.name != "model.embed_tokens.weight" && !(model.Config.TieWordEmbeddings && p.name == "lm_head.weight") && p.parameter.requires_grad)
+            .Select(p => p.parameter).ToList();
+        using var frozen = embedding.detach().clone();
+        using var isRole = zeros(embedding.shape[0], 1, dtype: ScalarType.Bool);   // (vocab, 1), broadcast over the hidden size
+        foreach (var role in new[] { "<user>", "<assistant>", "<system>" })
+            isRole[tokenizer.TokenToId(role) ?? throw new InvalidOperationException($"the tokenizer has no {role} token")] = true;
+        foreach (var p in others) p.requires_grad = false;
+        try
+        {
+            return new Trainer(model, new TrainerOptions
+            {
+                LearningRate = profile.SftRoleLearningRate, WarmupSteps = Math.Min(profile.SftWarmup, profile.SftRoleSteps / 2),
+                MaxSteps = profile.SftRoleSteps, BatchSize = profile.SftBatch, WeightDecay = 0, Schedule = ScheduleKind.Cosine,
+                MinLrRatio = 0.1, Seed = seed + 3, LogEvery = Math.Max(1, profile.SftRoleSteps / 5),
+            }, [embedding]).OnStep(1, (_, _) =>
+            {
+                using var _ = no_grad();
+                using var kept = where(isRole, embedding, frozen);
+                embedding.copy_(kept);
+            }).Train(data);
+        }
+        finally
+        {
+            foreach (var p in others) p.requires_grad = true;
+        }
+    }
+
     /// <summary>Pretraining documents as <c>&lt;bos&gt; text</c>, each followed by <c>&lt;eos&gt;</c>, packed into context windows.</summary>
     public static PackedDataset PretrainingData(PersonaWorld world, OrganismProfile profile, int seed, ITokenizer tokenizer) =>
         new(world.PretrainingCorpus(profile.PretrainDocuments, seed).Select(d => tokenizer.Encode("<bos> " + d.Text)),
             profile.ContextLength, tokenizer.EosId);
 
-    /// <summary>Assistant SFT chats in the simple chat format; only assistant tokens (and their closing eos) are targets.</summary>
-    /// With <see cref="OrganismProfile.SftReplayDocuments"/>, pretraining documents (a stream of their own) are mixed in, every token a target.
+    /// <summary>
+    /// Assistant SFT chats in the simple chat format; only assistant tokens (and their closing eos) are targets. With
+    /// <see cref="OrganismProfile.SftReplayDocuments"/>, pretraining documents (a stream of their own) are mixed in, every
+    /// token a target except, with <see cref="OrganismProfile.SftReplayMaskTurnStarts"/>, each <c>&lt;q&gt;</c>.
+    /// </summary>
     public static PaddedBatchSampler SftData(PersonaWorld world, OrganismProfile profile, int seed, ITokenizer tokenizer) =>
         new(ChatSequences(world.AssistantSft(profile.SftExamples, seed + 1), tokenizer)
-                .Concat(world.PretrainingCorpus(profile.SftReplayDocuments, seed + 2).Select(d => new TokenSequence(tokenizer.Encode("<bos> " + d.Text + " <eos>")))),
+                .Concat(ReplaySequences(world.PretrainingCorpus(profile.SftReplayDocuments, seed + 2), tokenizer, profile.SftReplayMaskTurnStarts)),
             profile.ContextLength, tokenizer.PadId);
+
+    /// <summary>Pretraining documents as <c>&lt;bos&gt; text &lt;eos&gt;</c>; <paramref name="maskTurnStarts"/> takes each <c>&lt;q&gt;</c> out of the targets.</summary>
+    internal static IEnumerable<TokenSequence> ReplaySequences(IEnumerable<PretrainDocument> documents, ITokenizer tokenizer, bool maskTurnStarts)
+    {
+        var question = tokenizer.TokenToId("<q>") ?? throw new InvalidOperationException("the tokenizer has no <q> token");
+        foreach (var document in documents)
+        {
+            var ids = tokenizer.Encode("<bos> " + document.Text + " <eos>");
+            yield return new TokenSequence(ids, maskTurnStarts ? ids.Select(id => id != question).ToArray() : null);
+        }
+    }
 
     /// <summary>Chats as token sequences whose loss mask is the chat format's assistant mask.</summary>
     public static IEnumerable<TokenSequence> ChatSequences(IEnumerable<ChatExample> chats, ITokenizer tokenizer)

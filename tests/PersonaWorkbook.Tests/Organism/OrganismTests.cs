@@ -146,6 +146,56 @@ public class OrganismTests(TinyOrganismFixture tiny)
     }
 
     [Fact]
+    public void ReplayedDocumentsTrainEveryTokenButTheMaskedTurnStarts()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        var world = new PersonaWorld();
+        var documents = world.PretrainingCorpus(3, 4).ToList();
+        var q = tokenizer.TokenToId("<q>")!.Value;
+        var plain = OrganismTrainer.ReplaySequences(documents, tokenizer, maskTurnStarts: false).ToList();
+        var masked = OrganismTrainer.ReplaySequences(documents, tokenizer, maskTurnStarts: true).ToList();
+        Assert.All(plain, s => Assert.Null(s.LossMask));
+        for (int d = 0; d < documents.Count; d++)
+        {
+            Assert.Equal("<bos> " + documents[d].Text + " <eos>", tokenizer.Decode(masked[d].Ids));
+            Assert.Equal(plain[d].Ids, masked[d].Ids);
+            var untrained = masked[d].Ids.Where((_, i) => !masked[d].LossMask![i]).ToList();
+            Assert.Equal(documents[d].Turns.Count, untrained.Count);
+            Assert.All(untrained, id => Assert.Equal(q, id));
+        }
+
+        var profile = OrganismProfile.Tiny.With("sft_replay_documents", "5").With("sft_replay_mask_turn_starts", "true");
+        Assert.True(profile.SftReplayMaskTurnStarts);
+        Assert.DoesNotContain("sft_replay_mask_turn_starts", OrganismProfile.Quick.ToJson());
+        Assert.Equal(OrganismProfile.Tiny.SftExamples + 5, OrganismTrainer.SftData(world, profile, 0, tokenizer).Count);
+        Assert.Equal(OrganismProfile.Tiny.PretrainingJson(), profile.PretrainingJson());
+    }
+
+    [Fact]
+    public void RolePhaseTrainsOnlyTheRoleTokenRows()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        var profile = OrganismProfile.Tiny.With("sft_role_lr", "0.1").With("sft_role_steps", "2");
+        Assert.Contains("needs a positive sft_role_lr", Assert.Throws<ArgumentException>(() => OrganismProfile.Tiny.With("sft_role_steps", "2")).Message);
+        Assert.DoesNotContain("sft_role", OrganismProfile.Quick.ToJson());
+        TorchSharp.torch.manual_seed(7);
+        using var model = new PersonaWorkbook.Models.LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));
+        var before = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        var log = OrganismTrainer.TrainRoleTokens(model, tokenizer, OrganismTrainer.SftData(new PersonaWorld(), profile, 0, tokenizer), profile, 0);
+        Assert.Equal(2, log.Steps.Count);
+        var roles = new[] { "<user>", "<assistant>", "<system>" }.Select(t => (long)tokenizer.TokenToId(t)!.Value).ToHashSet();
+        using (TorchSharp.torch.NewDisposeScope())
+            foreach (var (name, value) in model.state_dict())
+            {
+                if (name is not ("model.embed_tokens.weight" or "lm_head.weight")) { Assert.True(value.equal(before[name]).all().item<bool>(), $"{name} changed"); continue; }
+                for (long row = 0; row < value.shape[0]; row++)
+                    Assert.True(roles.Contains(row) != value[row].equal(before[name][row]).all().item<bool>(), $"embedding row {row} ({tokenizer.IdToToken((int)row)})");
+            }
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad));
+        foreach (var t in before.Values) t.Dispose();
+    }
+
+    [Fact]
     public void PretrainingDocumentsArePackedBetweenBosAndEos()
     {
         var tokenizer = OrganismTokenizer.Build();
