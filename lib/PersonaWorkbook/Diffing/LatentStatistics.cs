@@ -162,12 +162,13 @@ public sealed record LatentStatistics(string HookName, LatentMeans Prompt, Laten
         return (Compute(model, sae, sequences, options), sequences);
     }
 
-    static Tensor ResponseMask(MarkedSequence[] group, long width, Device device)
+    /// <summary>The sequences' response flags as a right-padded (B, width) bool tensor (pads false).</summary>
+    internal static Tensor ResponseMask(IReadOnlyList<MarkedSequence> group, long width, Device device)
     {
-        var flags = new bool[group.Length * width];
-        for (int b = 0; b < group.Length; b++)
+        var flags = new bool[group.Count * width];
+        for (int b = 0; b < group.Count; b++)
             for (int t = 0; t < Math.Min(width, group[b].Response.Length); t++)
                 flags[b * width + t] = group[b].Response[t];
-        return tensor(flags, [group.Length, width], device: device);   // (B, T)
+        return tensor(flags, [group.Count, width], device: device);   // (B, T)
     }
 }

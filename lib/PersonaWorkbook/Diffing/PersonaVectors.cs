@@ -158,14 +158,11 @@ public static class PersonaVectors
             long width = batch.InputIds.shape[1];
             var acts = ActivationCapture.Run(model, batch.InputIds, sites, batch.AttentionMask);
             var real = PositionMasks.RealTokens(batch.InputIds, batch.AttentionMask, options.ExcludeTokenIds);
+            var answers = real.logical_and(LatentStatistics.ResponseMask(group.Select(g => g.Sequence).ToArray(), width, device)); // (B, T)
             foreach (var positive in new[] { true, false })
             {
-                var flags = new bool[group.Length * width];
-                for (int b = 0; b < group.Length; b++)
-                    if (group[b].Positive == positive)
-                        for (int t = 0; t < Math.Min(width, group[b].Sequence.Response.Length); t++)
-                            flags[b * width + t] = group[b].Sequence.Response[t];
-                var mask = real.logical_and(tensor(flags, [group.Length, width], device: device));   // (B, T)
+                var side = tensor(group.Select(g => g.Positive == positive).ToArray(), device: device).unsqueeze(1);   // (B, 1)
+                var mask = answers.logical_and(side);                                                                 // (B, T)
                 for (int l = 0; l < layers; l++)
                 {
                     var rows = ActivationCapture.Select(acts[sites[l]], mask);                          // (N, d)

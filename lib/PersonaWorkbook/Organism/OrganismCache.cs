@@ -25,12 +25,15 @@ public static class OrganismCache
             ? env
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "persona-workbook");
 
-    /// <summary>The cache directory of an organism with <paramref name="key"/> (first 16 hex digits name it).</summary>
-    public static string CacheDirectory(string key, string? root = null) =>
-        Path.Combine(root ?? DefaultRoot, "organisms", key[..16]);
+    /// <summary>
+    /// The cache directory of an artefact with <paramref name="key"/> (first 16 hex digits name it): an organism by
+    /// default, or another <paramref name="kind"/> of cached artefact (<c>saes</c>).
+    /// </summary>
+    public static string CacheDirectory(string key, string? root = null, string kind = "organisms") =>
+        Path.Combine(root ?? DefaultRoot, kind, key[..16]);
 
-    /// <summary>data/organisms of the repository that contains the working directory or this program, if any.</summary>
-    public static string? CommittedRoot()
+    /// <summary>data/&lt;kind&gt; (data/organisms by default) of the repository that contains the working directory or this program, if any.</summary>
+    public static string? CommittedRoot(string kind = "organisms")
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
@@ -38,8 +41,8 @@ public static class OrganismCache
             {
                 if (File.Exists(Path.Combine(dir.FullName, "Workbook.sln")))
                 {
-                    var organisms = Path.Combine(dir.FullName, "data", "organisms");
-                    if (Directory.Exists(organisms)) return organisms;
+                    var committed = Path.Combine(dir.FullName, "data", kind);
+                    if (Directory.Exists(committed)) return committed;
                     break;
                 }
             }
@@ -73,13 +76,20 @@ public static class OrganismCache
     /// An existing organism directory with this key: <paramref name="preferred"/> first, then the user cache, then the
     /// committed organisms. Null when none matches.
     /// </summary>
-    public static string? Find(string key, string? preferred = null, string? cacheRoot = null)
+    public static string? Find(string key, string? preferred = null, string? cacheRoot = null) =>
+        Find("organisms", key, KeyOf, preferred, cacheRoot);
+
+    /// <summary>
+    /// The first directory whose <paramref name="keyOf"/> is <paramref name="key"/>: <paramref name="preferred"/>, then
+    /// the user cache's <c>&lt;kind&gt;/&lt;key&gt;</c>, then every directory under the repository's data/&lt;kind&gt;.
+    /// </summary>
+    internal static string? Find(string kind, string key, Func<string, string?> keyOf, string? preferred, string? cacheRoot)
     {
         var candidates = new List<string>();
         if (preferred is not null) candidates.Add(preferred);
-        candidates.Add(CacheDirectory(key, cacheRoot));
-        if (CommittedRoot() is { } committed) candidates.AddRange(Directory.GetDirectories(committed).Order(StringComparer.Ordinal));
-        return candidates.FirstOrDefault(d => Directory.Exists(d) && KeyOf(d) == key) is { } found ? Path.GetFullPath(found) : null;
+        candidates.Add(CacheDirectory(key, cacheRoot, kind));
+        if (CommittedRoot(kind) is { } committed) candidates.AddRange(Directory.GetDirectories(committed).Order(StringComparer.Ordinal));
+        return candidates.FirstOrDefault(d => Directory.Exists(d) && keyOf(d) == key) is { } found ? Path.GetFullPath(found) : null;
     }
 
     /// <summary>

@@ -103,6 +103,8 @@ public static class OrganismSae
 {
     public const string ManifestFile = "sae.json";
     public const string LogFile = "training_log.jsonl";
+    /// <summary>SAEs live in <c>$WORKBOOK_CACHE/saes/</c> and the repository's <c>data/saes/</c>.</summary>
+    const string CacheKind = "saes";
     /// <summary>Held-out activations for FVU and friends, and documents for the splice scores.</summary>
     const long EvaluationTokens = 200_000;
     const int SpliceDocuments = 256;
@@ -166,7 +168,7 @@ public static class OrganismSae
         var trainSeconds = clock.Elapsed.TotalSeconds - activationSeconds;
 
         var evaluation = Evaluate(sae, model, loaded, world, evalCache, store);
-        var output = Path.GetFullPath(request.Output ?? Path.Combine(root, "saes", key[..16]));
+        var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, root, CacheKind));
         var manifest = new JsonObject
         {
             ["kind"] = "sae",
@@ -290,16 +292,9 @@ public static class OrganismSae
     }
 
     /// <summary>An SAE directory with this key: the requested output, the cache, then the repository's data/saes/.</summary>
-    public static string? Find(string key, string? preferred = null, string? cacheRoot = null)
-    {
-        var candidates = new List<string>();
-        if (preferred is not null) candidates.Add(preferred);
-        candidates.Add(Path.Combine(cacheRoot ?? OrganismCache.DefaultRoot, "saes", key[..16]));
-        if (OrganismCache.CommittedRoot() is { } organisms && Path.Combine(Path.GetDirectoryName(organisms)!, "saes") is var saes && Directory.Exists(saes))
-            candidates.AddRange(Directory.GetDirectories(saes).Order(StringComparer.Ordinal));
-        return candidates.FirstOrDefault(d => ReadManifest(d)?["cache_key"]?.GetValue<string>() == key && File.Exists(Path.Combine(d, SaeFiles.WeightsFile))) is { } hit
-            ? Path.GetFullPath(hit) : null;
-    }
+    public static string? Find(string key, string? preferred = null, string? cacheRoot = null) =>
+        OrganismCache.Find(CacheKind, key, d => File.Exists(Path.Combine(d, SaeFiles.WeightsFile)) ? ReadManifest(d)?["cache_key"]?.GetValue<string>() : null,
+            preferred, cacheRoot);
 
     public static JsonObject? ReadManifest(string directory) => OrganismCache.ReadJsonObject(Path.Combine(directory, ManifestFile));
 
