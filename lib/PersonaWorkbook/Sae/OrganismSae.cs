@@ -111,8 +111,10 @@ public static class OrganismSae
 
     static readonly JsonSerializerOptions LogJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public static string CacheKey(SaeRequest request, string hook) =>
-        OrganismCache.Key("sae/1", FineTuner.BaseKey(request.ModelDirectory), request.Hyperparameters(hook).ToJsonString());
+    public static string CacheKey(SaeRequest request, string hook) => CacheKey(request, hook, FineTuner.BaseKey(request.ModelDirectory));
+
+    static string CacheKey(SaeRequest request, string hook, string modelKey) =>
+        OrganismCache.Key("sae/1", modelKey, request.Hyperparameters(hook).ToJsonString());
 
     public static SaeResult TrainOrReuse(SaeRequest request)
     {
@@ -121,7 +123,9 @@ public static class OrganismSae
         if (request.Layer >= layers)
             throw new ArgumentException($"unknown activation site 'blocks.{request.Layer}.hook_resid_post': {request.ModelDirectory} has {layers} layers");
         var hook = request.HookName(layers);
-        var key = CacheKey(request, hook);
+        // BaseKey hashes the weights of a directory without a manifest: once is enough.
+        var modelKey = FineTuner.BaseKey(request.ModelDirectory);
+        var key = CacheKey(request, hook, modelKey);
         var root = request.CacheRoot ?? OrganismCache.DefaultRoot;
         if (!request.Force && Find(key, request.Output, root) is { } found)
         {
@@ -139,8 +143,8 @@ public static class OrganismSae
             HookName = hook, ExcludeTokenIds = StatisticsOptions.ControlTokenIds(loaded.Tokenizer), PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
             ContextSize = model.Config.MaxPositionEmbeddings, SequencesPerForward = 16,
         };
-        var trainCache = Activations(model, loaded, world, store, SaeRequest.CorpusSeed, request.Tokens, root, "train");
-        var evalCache = Activations(model, loaded, world, store, SaeRequest.EvaluationSeed, EvaluationTokens, root, "evaluation");
+        var trainCache = Activations(loaded, modelKey, world, store, SaeRequest.CorpusSeed, request.Tokens, root, "train");
+        var evalCache = Activations(loaded, modelKey, world, store, SaeRequest.EvaluationSeed, EvaluationTokens, root, "evaluation");
         var activationSeconds = clock.Elapsed.TotalSeconds;
 
         manual_seed(request.Seed);
@@ -167,13 +171,13 @@ public static class OrganismSae
         }
         var trainSeconds = clock.Elapsed.TotalSeconds - activationSeconds;
 
-        var evaluation = Evaluate(sae, model, loaded, world, evalCache, store);
+        var evaluation = Evaluate(sae, loaded, world, evalCache, store);
         var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, root, CacheKind));
         var manifest = new JsonObject
         {
             ["kind"] = "sae",
             ["cache_key"] = key,
-            ["model_key"] = FineTuner.BaseKey(request.ModelDirectory),
+            ["model_key"] = modelKey,
             ["model_directory"] = Path.GetFullPath(request.ModelDirectory),
             ["hyperparameters"] = request.Hyperparameters(hook),
             ["steps"] = steps,
@@ -205,10 +209,10 @@ public static class OrganismSae
     /// The activation cache of (model, hook, corpus seed, tokens): reused when complete, else streamed from the model over
     /// that corpus's documents and written (the manifest last, so an interrupted write is redone).
     /// </summary>
-    static string Activations(LlamaForCausalLM model, LoadedModel loaded, PersonaWorld world, ActivationStoreOptions store,
+    static string Activations(LoadedModel loaded, string modelKey, PersonaWorld world, ActivationStoreOptions store,
         int corpusSeed, long tokens, string root, string label)
     {
-        var key = OrganismCache.Key("activations/1", FineTuner.BaseKey(loaded.Directory), store.HookName, PersonaWorld.WorldVersion, world.Options.Fingerprint,
+        var key = OrganismCache.Key("activations/1", modelKey, store.HookName, PersonaWorld.WorldVersion, world.Options.Fingerprint,
             corpusSeed.ToString(CultureInfo.InvariantCulture), tokens.ToString(CultureInfo.InvariantCulture),
             string.Join(",", store.ExcludeTokenIds.Order()), store.OutlierNormMultiple.ToString(CultureInfo.InvariantCulture));
         var directory = Path.Combine(root, "activations", key[..16]);
@@ -225,7 +229,7 @@ public static class OrganismSae
         long seen = 0;
         IEnumerable<Tensor> Limited()
         {
-            foreach (var chunk in ActivationStore.Stream(model, documents, store))
+            foreach (var chunk in ActivationStore.Stream(loaded.Model, documents, store))
             {
                 var take = Math.Min(chunk.shape[0], tokens - seen);
                 seen += take;
@@ -247,12 +251,12 @@ public static class OrganismSae
         return directory;
     }
 
-    static JsonObject Evaluate(SparseAutoencoder sae, LlamaForCausalLM model, LoadedModel loaded, PersonaWorld world, string evalCache, ActivationStoreOptions store)
+    static JsonObject Evaluate(SparseAutoencoder sae, LoadedModel loaded, PersonaWorld world, string evalCache, ActivationStoreOptions store)
     {
         var metrics = SaeMetrics.Evaluate(sae, Batches(evalCache));
         var documents = world.PretrainingCorpus(SpliceDocuments, SaeRequest.EvaluationSeed)
-            .Select(d => loaded.Tokenizer.Encode("<bos> " + d.Text + " <eos>").Take(model.Config.MaxPositionEmbeddings).ToArray()).ToList();
-        var splice = SaeMetrics.Splice(model, sae, PaddedBatches(documents, store.PadTokenId, model.Config.MaxPositionEmbeddings), store.HookName, store.ExcludeTokenIds);
+            .Select(d => loaded.Tokenizer.Encode("<bos> " + d.Text + " <eos>").Take(loaded.Config.MaxPositionEmbeddings).ToArray()).ToList();
+        var splice = SaeMetrics.Splice(loaded.Model, sae, PaddedBatches(documents, store.PadTokenId, loaded.Config.MaxPositionEmbeddings), store.HookName, store.ExcludeTokenIds);
         return new JsonObject
         {
             ["tokens"] = metrics.Tokens,
