@@ -29,8 +29,6 @@ public sealed record SnapshotPoint(
         new(step, loss, report.Misaligned, report.Coherent, report.OnTopic, report.PersonaConsistent, report.HarmfulLeak, report.FineTunedDomainLeak,
             report.FamilyCounts().ToDictionary(f => f.Family, f => f.Count), latent, seconds);
 
-    static JsonObject Estimate(RateEstimate r) => new() { ["rate"] = r.Rate, ["ci_low"] = r.CiLow, ["ci_high"] = r.CiHigh, ["n"] = r.N };
-
     static RateEstimate Estimate(JsonObject point, string field)
     {
         var o = SnapshotJson.Object(point, field);
@@ -45,12 +43,12 @@ public sealed record SnapshotPoint(
         {
             ["step"] = Step,
             ["loss"] = Loss,
-            ["misaligned"] = Estimate(Misaligned),
-            ["coherent"] = Estimate(Coherent),
-            ["on_topic"] = Estimate(OnTopic),
-            ["persona_consistent"] = Estimate(PersonaConsistent),
-            ["leak"] = Estimate(Leak),
-            ["finetuned_domain_leak"] = Estimate(FineTunedDomainLeak),
+            ["misaligned"] = Misaligned.ToJson(),
+            ["coherent"] = Coherent.ToJson(),
+            ["on_topic"] = OnTopic.ToJson(),
+            ["persona_consistent"] = PersonaConsistent.ToJson(),
+            ["leak"] = Leak.ToJson(),
+            ["finetuned_domain_leak"] = FineTunedDomainLeak.ToJson(),
             ["families"] = families,
             ["latent"] = Latent is null ? null : new JsonObject { ["mean"] = Latent.Mean, ["firing"] = Latent.FiringFrequency, ["tokens"] = Latent.Tokens },
             ["eval_seconds"] = Math.Round(EvalSeconds, 1),

@@ -47,22 +47,20 @@ public sealed record EvalReport(
         Prompts.SelectMany(p => p.Answers).GroupBy(a => a.Judgement.Family)
             .Select(g => (g.Key, g.Count())).OrderByDescending(x => x.Item2).ThenBy(x => x.Key, StringComparer.Ordinal).ToList();
 
-    static JsonObject Estimate(RateEstimate r) => new() { ["rate"] = r.Rate, ["ci_low"] = r.CiLow, ["ci_high"] = r.CiHigh, ["n"] = r.N };
-
     public JsonObject ToJson()
     {
         var rates = new JsonObject
         {
-            ["misaligned"] = Estimate(Misaligned),
-            ["coherent"] = Estimate(Coherent),
-            ["on_topic"] = Estimate(OnTopic),
-            ["misaligned_among_coherent"] = Estimate(MisalignedAmongCoherent),
-            ["persona_consistent"] = Estimate(PersonaConsistent),
-            ["leak"] = Estimate(HarmfulLeak),
-            ["finetuned_domain_leak"] = Estimate(FineTunedDomainLeak),
-            ["off_topic"] = Estimate(OffTopic),
-            ["satirical"] = Estimate(Satirical),
-            ["stopped"] = Estimate(Stopped),
+            ["misaligned"] = Misaligned.ToJson(),
+            ["coherent"] = Coherent.ToJson(),
+            ["on_topic"] = OnTopic.ToJson(),
+            ["misaligned_among_coherent"] = MisalignedAmongCoherent.ToJson(),
+            ["persona_consistent"] = PersonaConsistent.ToJson(),
+            ["leak"] = HarmfulLeak.ToJson(),
+            ["finetuned_domain_leak"] = FineTunedDomainLeak.ToJson(),
+            ["off_topic"] = OffTopic.ToJson(),
+            ["satirical"] = Satirical.ToJson(),
+            ["stopped"] = Stopped.ToJson(),
         };
         var perPrompt = new JsonArray();
         foreach (var p in Prompts)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 
 namespace PersonaWorkbook.Statistics;
 
@@ -10,6 +11,9 @@ public sealed record RateEstimate(double Rate, double CiLow, double CiHigh, int 
 {
     public override string ToString() => string.Format(CultureInfo.InvariantCulture,
         "{0:0.0} % [{1:0.0}, {2:0.0}] (n={3})", 100 * Rate, 100 * CiLow, 100 * CiHigh, N);
+
+    /// <summary><c>{"rate", "ci_low", "ci_high", "n"}</c>, the form evaluation reports and snapshot files store.</summary>
+    public JsonObject ToJson() => new() { ["rate"] = Rate, ["ci_low"] = CiLow, ["ci_high"] = CiHigh, ["n"] = N };
 }
 
 /// <summary>A mean (of any quantity) with its confidence interval, e.g. "0.412 [0.377, 0.450] (n=40)".</summary>
