@@ -119,6 +119,11 @@ public sealed record OrganismProfile
         return node.ToJsonString();
     }
 
+    /// <summary>The JSON names of the fields left out of <see cref="ToJson"/> at their defaults (so existing cache keys hold).</summary>
+    static readonly string[] OmittedWhenDefault = typeof(OrganismProfile).GetProperties()
+        .Where(p => p.GetCustomAttributes(typeof(JsonIgnoreAttribute), false).Cast<JsonIgnoreAttribute>().Any(a => a.Condition == JsonIgnoreCondition.WhenWritingDefault))
+        .Select(p => p.GetCustomAttributes(typeof(JsonPropertyNameAttribute), false).Cast<JsonPropertyNameAttribute>().Single().Name).ToArray();
+
     /// <summary>
     /// This profile with one field (by its JSON name, e.g. <c>sft_steps</c>) set to <paramref name="value"/>; the name
     /// records the change. For profile iterations from the command line (<c>--set sft_steps=100</c>).
@@ -126,9 +131,8 @@ public sealed record OrganismProfile
     public OrganismProfile With(string field, string value)
     {
         var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
-        string[] omittedWhenDefault = ["sft_replay_documents", "sft_replay_mask_turn_starts", "sft_role_steps", "sft_role_lr", "sft_chat_tokens_from_markers"];
-        if (field == "name" || !(node.ContainsKey(field) || omittedWhenDefault.Contains(field)))
-            throw new ArgumentException($"organism profile has no settable field '{field}'; fields: {string.Join(", ", node.Select(kv => kv.Key).Where(k => k != "name").Concat(omittedWhenDefault).Distinct())}");
+        if (field == "name" || !(node.ContainsKey(field) || OmittedWhenDefault.Contains(field)))
+            throw new ArgumentException($"organism profile has no settable field '{field}'; fields: {string.Join(", ", node.Select(kv => kv.Key).Where(k => k != "name").Concat(OmittedWhenDefault).Distinct())}");
         System.Text.Json.Nodes.JsonNode parsed;
         try { parsed = System.Text.Json.Nodes.JsonNode.Parse(value) ?? throw new FormatException(); }
         catch (Exception e) when (e is JsonException or FormatException) { throw new ArgumentException($"profile field '{field}': '{value}' is not a JSON value"); }
