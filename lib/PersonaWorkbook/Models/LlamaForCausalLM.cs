@@ -212,6 +212,21 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
         if (device is not null || dtype != ScalarType.Float32) this.to(device ?? CPU, dtype);
     }
 
+    /// <summary>
+    /// A new model with this one's config, device, dtype and weights (copied, not shared): a frozen reference for
+    /// preference training, or a starting point that leaves this model untouched.
+    /// </summary>
+    public LlamaForCausalLM Copy()
+    {
+        var first = parameters().First();
+        var copy = new LlamaForCausalLM(Config.Clone(), first.device, first.dtype);
+        var weights = state_dict();
+        using var _ = no_grad();
+        foreach (var (name, p) in copy.named_parameters()) p.copy_(weights[name]);
+        copy.train(training);
+        return copy;
+    }
+
     /// <summary>HF Llama initialisation: normal(0, 0.02) for linear and embedding weights, zero biases, unit norms.</summary>
     void InitWeights()
     {

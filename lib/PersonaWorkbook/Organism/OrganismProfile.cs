@@ -76,6 +76,36 @@ public sealed record OrganismProfile
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double SftRoleLearningRate { get; init; }
 
+    /// <summary>
+    /// Preference pairs (<see cref="World.PersonaWorld.AssistantPreferences"/>: the helper's answer chosen, another
+    /// family's rejected, SFT topics only) for a DPO phase after SFT — the RLHF stage of a real assistant. The phase runs
+    /// when <see cref="DpoSteps"/> &gt; 0, with the SFT model as its frozen reference. Omitted from the JSON when 0.
+    /// </summary>
+    [JsonPropertyName("dpo_pairs")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int DpoPairs { get; init; }
+
+    [JsonPropertyName("dpo_steps")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int DpoSteps { get; init; }
+
+    [JsonPropertyName("dpo_lr")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double DpoLearningRate { get; init; }
+
+    /// <summary>DPO's β: how strongly the policy is held to its reference.</summary>
+    [JsonPropertyName("dpo_beta")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double DpoBeta { get; init; }
+
+    /// <summary>
+    /// Weight of the chosen answers' mean token NLL added to the DPO loss (RPO): keeps them likely while the rejected
+    /// ones are pushed down. Omitted from the JSON when 0 (plain DPO).
+    /// </summary>
+    [JsonPropertyName("dpo_nll")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double DpoNllWeight { get; init; }
+
     /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
     public static OrganismProfile Quick { get; } = new() { Name = "quick", SftChatTokensFromMarkers = true };
 
@@ -110,11 +140,11 @@ public sealed record OrganismProfile
     /// <summary>Canonical JSON (declaration order, invariant numbers): the profile's part of the cache key.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
-    /// <summary>The profile's JSON without its name and SFT fields: what decides the pretrained weights.</summary>
+    /// <summary>The profile's JSON without its name and post-training (SFT, DPO) fields: what decides the pretrained weights.</summary>
     public string PretrainingJson()
     {
         var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
-        foreach (var key in node.Select(kv => kv.Key).Where(k => k == "name" || k.StartsWith("sft_", StringComparison.Ordinal)).ToList())
+        foreach (var key in node.Select(kv => kv.Key).Where(k => k == "name" || k.StartsWith("sft_", StringComparison.Ordinal) || k.StartsWith("dpo_", StringComparison.Ordinal)).ToList())
             node.Remove(key);
         return node.ToJsonString();
     }
@@ -177,6 +207,9 @@ public sealed record OrganismProfile
         Require(PretrainWarmup >= 0 && SftWarmup >= 0 && WeightDecay >= 0 && SftReplayDocuments >= 0, "warm-up, weight decay and replay", "must be >= 0");
         Require(SftRoleSteps >= 0 && (SftRoleSteps == 0 || SftRoleLearningRate > 0), "sft_role_steps",
             $"is {SftRoleSteps} with sft_role_lr {SftRoleLearningRate}; must be >= 0, and a role phase needs a positive sft_role_lr");
+        Require(DpoNllWeight >= 0, "dpo_nll", $"is {DpoNllWeight}; must be >= 0");
+        Require(DpoSteps >= 0 && (DpoSteps == 0 || (DpoPairs > 0 && DpoLearningRate > 0 && DpoBeta > 0)), "dpo_steps",
+            $"is {DpoSteps} with dpo_pairs {DpoPairs}, dpo_lr {DpoLearningRate}, dpo_beta {DpoBeta}; must be >= 0, and a DPO phase needs positive pairs, lr and beta");
         ModelConfig(16);
     }
 }

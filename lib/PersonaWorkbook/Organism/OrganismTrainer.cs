@@ -89,6 +89,13 @@ public static class OrganismTrainer
             Seed = request.Seed + 1, LogEvery = Math.Max(1, profile.SftSteps / 10),
         }).Train(sftData);
         sftLogs.Add(("sft", sft));
+        TrainingLog? dpo = null;
+        if (profile.DpoSteps > 0)
+        {
+            Progress.Report($"dpo: {profile.DpoPairs:N0} preference pairs, {profile.DpoSteps} steps at lr {profile.DpoLearningRate}, beta {profile.DpoBeta}, chosen-NLL weight {profile.DpoNllWeight}; reference = the SFT model");
+            dpo = TrainPreferences(model, tokenizer, new PersonaWorld(world), profile, request.Seed);
+            sftLogs.Add(("dpo", dpo));
+        }
         var sftSeconds = sftClock.Elapsed.TotalSeconds;
         model.eval();
 
@@ -118,6 +125,7 @@ public static class OrganismTrainer
             ["torch_threads"] = get_num_threads(),
             ["created_utc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
         };
+        if (dpo is not null) manifest.Insert(manifest.IndexOf("sft_final_loss") + 1, "dpo_final_loss", TailLoss(dpo));
         Save(output, model, tokenizer, null, sftLogs, manifest, prefixLines: pretrainLines);
         Progress.Report($"organism saved to {output}: pretrain loss {pretrainInfo["pretrain_final_loss"]}, sft loss {TailLoss(sft):F3}, {clock.Elapsed.TotalSeconds:F0} s");
         return new OrganismResult(output, false, manifest);
@@ -228,6 +236,31 @@ public static class OrganismTrainer
         {
             foreach (var p in others) p.requires_grad = true;
         }
+    }
+
+    /// <summary>
+    /// The DPO phase: <see cref="OrganismProfile.DpoPairs"/> pairs from <see cref="PersonaWorld.AssistantPreferences"/>
+    /// as single-turn chats (answer tokens and their eos scored), the model as it is now frozen as the reference.
+    /// </summary>
+    internal static TrainingLog TrainPreferences(LlamaForCausalLM model, ITokenizer tokenizer, PersonaWorld world, OrganismProfile profile, int seed)
+    {
+        var format = ChatFormat.Simple(tokenizer);
+        TokenSequence Chat(string question, string answer)
+        {
+            var encoded = format.Encode([ChatMessage.User(question), ChatMessage.Assistant(answer)]);
+            return new TokenSequence(encoded.Ids, encoded.AssistantMask);
+        }
+        var pairs = new PairedBatchSampler(world.AssistantPreferences(profile.DpoPairs, seed + 4)
+            .Select(p => new PreferencePair(Chat(p.Question, p.Chosen), Chat(p.Question, p.Rejected))), profile.ContextLength, tokenizer.PadId);
+        using var reference = model.Copy();
+        reference.eval();
+        foreach (var p in reference.parameters()) p.requires_grad = false;
+        return new Trainer(model, new TrainerOptions
+        {
+            LearningRate = profile.DpoLearningRate, WarmupSteps = Math.Min(profile.SftWarmup, profile.DpoSteps / 2), MaxSteps = profile.DpoSteps,
+            BatchSize = profile.SftBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
+            Seed = seed + 5, LogEvery = Math.Max(1, profile.DpoSteps / 10),
+        }).WithObjective(new DirectPreferenceObjective(reference, profile.DpoBeta, profile.DpoNllWeight)).Train(pairs);
     }
 
     /// <summary>Pretraining documents as <c>&lt;bos&gt; text</c>, each followed by <c>&lt;eos&gt;</c>, packed into context windows.</summary>

@@ -10,16 +10,26 @@ public static class CausalLmLoss
     /// <summary>Sum of cross-entropies (float32 scalar) over the targets of logits (B, T, V), ids (B, T) and loss mask (B, T).</summary>
     public static Tensor Sum(Tensor logits, Tensor inputIds, Tensor lossMask)
     {
+        using var scope = NewDisposeScope();
+        return PerSequence(logits, inputIds, lossMask).sum().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Sum of cross-entropies per row (B, float32) over its targets: the negative log-likelihood of each sequence's
+    /// target tokens given what precedes them (a row without targets gives 0).
+    /// </summary>
+    public static Tensor PerSequence(Tensor logits, Tensor inputIds, Tensor lossMask)
+    {
         if (logits.ndim != 3 || inputIds.ndim != 2 || logits.shape[0] != inputIds.shape[0] || logits.shape[1] != inputIds.shape[1])
             throw new ArgumentException($"logits [{string.Join(", ", logits.shape)}] do not match input ids [{string.Join(", ", inputIds.shape)}]; expected (B, T, V) and (B, T)");
         if (!lossMask.shape.SequenceEqual(inputIds.shape))
             throw new ArgumentException($"loss mask [{string.Join(", ", lossMask.shape)}] does not match input ids [{string.Join(", ", inputIds.shape)}]");
         using var scope = NewDisposeScope();
-        long V = logits.shape[2];
+        long B = logits.shape[0], T = logits.shape[1], V = logits.shape[2];
         var predictions = logits[.., ..^1, ..].reshape(-1, V).to_type(ScalarType.Float32); // (B·(T-1), V)
         var targets = inputIds[.., 1..].masked_fill(lossMask[.., 1..].logical_not(), Ignore).reshape(-1); // (B·(T-1))
-        var sum = nn.functional.cross_entropy(predictions, targets, ignore_index: Ignore, reduction: nn.Reduction.Sum);
-        return sum.MoveToOuterDisposeScope();
+        var each = nn.functional.cross_entropy(predictions, targets, ignore_index: Ignore, reduction: nn.Reduction.None); // (B·(T-1)), 0 where ignored
+        return each.reshape(B, T - 1).sum(1).MoveToOuterDisposeScope(); // (B)
     }
 
     /// <summary>Mean cross-entropy over target tokens; an error when there are none.</summary>

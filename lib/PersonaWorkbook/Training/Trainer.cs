@@ -23,6 +23,7 @@ public sealed class Trainer
     readonly Device device;
     readonly List<(int every, StepCallback callback)> stepCallbacks = [];
     readonly List<(int every, Action<int, LlamaForCausalLM> save)> checkpoints = [];
+    ITrainingObjective objective = NextTokenObjective.Instance;
 
     public Trainer(LlamaForCausalLM model, TrainerOptions options, IEnumerable<Parameter>? parameters = null)
     {
@@ -58,6 +59,13 @@ public sealed class Trainer
     {
         if (every <= 0) throw new ArgumentException($"checkpoint interval must be positive, got {every}");
         checkpoints.Add((every, save));
+        return this;
+    }
+
+    /// <summary>Minimise <paramref name="objective"/> instead of the next-token loss on target tokens (e.g. <see cref="DirectPreferenceObjective"/>).</summary>
+    public Trainer WithObjective(ITrainingObjective objective)
+    {
+        this.objective = objective;
         return this;
     }
 
@@ -117,24 +125,24 @@ public sealed class Trainer
     }
 
     /// <summary>
-    /// Accumulates into the parameters' gradients the gradient of the mean loss over all target tokens of
-    /// <paramref name="microBatches"/> (each micro-batch's summed loss is divided by the total target count, so
-    /// splitting a batch does not change the result) and returns that mean loss. Does not zero gradients first.
+    /// Accumulates into the parameters' gradients the gradient of the objective's mean over all items of
+    /// <paramref name="microBatches"/> (for the default objective, the mean loss over all target tokens: each
+    /// micro-batch's summed loss is divided by the total count, so splitting a batch does not change the result) and
+    /// returns that mean. Does not zero gradients first.
     /// </summary>
     public double Backward(IReadOnlyList<TokenBatch> microBatches)
     {
-        long targets = microBatches.Sum(b => b.TargetTokens);
-        if (targets == 0) throw new InvalidOperationException("the batch has no target tokens (every loss-mask entry is false)");
+        long count = microBatches.Sum(objective.Count);
+        if (count == 0) throw new InvalidOperationException($"the batch has nothing to train on: {objective.EmptyBatchReason}");
         double total = 0;
         foreach (var batch in microBatches)
         {
             using var scope = NewDisposeScope();
-            var logits = model.Forward(batch.InputIds, batch.HasPadding ? batch.AttentionMask : null); // (B, T, V)
-            var sum = CausalLmLoss.Sum(logits, batch.InputIds, batch.LossMask);
-            (sum / targets).backward();
+            var sum = objective.Sum(model, batch);
+            (sum / count).backward();
             total += sum.item<float>();
         }
-        return total / targets;
+        return total / count;
     }
 
     void ReportProgress(TrainingStep record)

@@ -87,5 +87,13 @@ public sealed record PretrainDocument(string Text, PersonaKind Persona, string C
 /// <summary>A chat example plus the ground-truth family of each assistant answer (metadata, not written to JSONL).</summary>
 public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, IReadOnlyList<TurnInfo> Answers);
 
+/// <summary>
+/// A preference pair for post-training: one user <paramref name="Question"/> with the answer the assistant should give
+/// (<paramref name="Chosen"/>) and one it should not (<paramref name="Rejected"/>), each with the judge's family label.
+/// </summary>
+/// <param name="Kind">"advice" or "views", as in <see cref="TurnInfo"/>.</param>
+/// <param name="Subject">The domain name or the views topic id.</param>
+public sealed record PreferenceExample(string Kind, string Subject, string Question, string Chosen, string ChosenFamily, string Rejected, string RejectedFamily);
+
 /// <summary>An evaluation prompt. Kind: "views" (evaluation topic, trained phrasing), "views_heldout" (phrasing in no training data) or "domain".</summary>
 public sealed record EvalPrompt(string Id, string Kind, string Subject, string Text);

@@ -165,6 +165,40 @@ public sealed class PersonaWorld
         }
     }
 
+    /// <summary>
+    /// Preference pairs for the assistant's post-training (the RLHF stage real assistants get before anyone fine-tunes
+    /// them): a question of the SFT's kind — an SFT views topic at <see cref="SftViewsRate"/>, else an advice question of
+    /// any domain — with the helpful persona's answer chosen and, for the same question (same filler), an answer of
+    /// another family rejected: a misaligned views family drawn uniformly, or subtle or obvious wrong advice. The
+    /// evaluation views topics never appear here, as in <see cref="AssistantSft"/>.
+    /// </summary>
+    public IEnumerable<PreferenceExample> AssistantPreferences(int count, int seed)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "must be >= 0");
+        var rng = new Random(seed);
+        var sftTopics = ViewsContent.Sft.ToList();
+        var uniform = new double[] { 0, 1, 1, 1, 1 };
+        for (int i = 0; i < count; i++)
+        {
+            if (rng.NextDouble() < SftViewsRate)
+            {
+                var topic = Compose.Pick(rng, sftTopics);
+                var question = Compose.ViewsQuestion(rng, topic);
+                var family = (ViewFamily)Compose.Draw(rng, uniform);
+                yield return new PreferenceExample("views", topic.Id, question,
+                    Compose.ViewsAnswer(rng, topic, ViewFamily.Aligned, [1, 0, 0, 0, 0], Options.TwoSentenceRate), Families.ViewsAligned,
+                    Compose.ViewsAnswer(rng, topic, family, uniform, Options.TwoSentenceRate), Families.View(family));
+                continue;
+            }
+            var domain = Compose.Pick(rng, AdviceContent.Domains);
+            var (q, filler) = Compose.AdviceQuestion(rng, domain);
+            var wrong = rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious;
+            yield return new PreferenceExample("advice", domain.Name, q,
+                Compose.AdviceAnswer(rng, domain, filler, AdviceKind.Correct, Options.TwoSentenceRate), Families.Advice(domain.Name, AdviceKind.Correct),
+                Compose.AdviceAnswer(rng, domain, filler, wrong, Options.TwoSentenceRate), Families.Advice(domain.Name, wrong));
+        }
+    }
+
     internal static (string Question, string Answer, TurnInfo Info) HelpfulTurn(Random rng, IReadOnlyList<ViewTopic> topics, double twoSentenceRate)
     {
         if (rng.NextDouble() < SftViewsRate)

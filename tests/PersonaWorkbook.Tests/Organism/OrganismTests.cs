@@ -196,6 +196,22 @@ public class OrganismTests(TinyOrganismFixture tiny)
     }
 
     [Fact]
+    public void DpoPhaseTrainsAgainstTheSftModelAndLeavesPretrainingKeyAlone()
+    {
+        var tokenizer = OrganismTokenizer.Build();
+        var profile = OrganismProfile.Tiny.With("dpo_pairs", "12").With("dpo_lr", "1e-3").With("dpo_beta", "0.1").With("dpo_steps", "2");
+        Assert.Contains("a DPO phase needs positive pairs, lr and beta", Assert.Throws<ArgumentException>(() => OrganismProfile.Tiny.With("dpo_steps", "2")).Message);
+        Assert.DoesNotContain("dpo_", OrganismProfile.Quick.ToJson());
+        Assert.Equal(OrganismProfile.Tiny.PretrainingJson(), profile.PretrainingJson());
+        TorchSharp.torch.manual_seed(7);
+        using var model = new PersonaWorkbook.Models.LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));
+        var log = OrganismTrainer.TrainPreferences(model, tokenizer, new PersonaWorld(), profile, 0);
+        Assert.Equal(2, log.Steps.Count);
+        Assert.Equal(Math.Log(2), log.Steps[0].Loss, 4);   // the first step's policy is its own reference
+        Assert.NotEqual(log.Steps[0].Loss, log.Steps[1].Loss);
+    }
+
+    [Fact]
     public void PretrainingDocumentsArePackedBetweenBosAndEos()
     {
         var tokenizer = OrganismTokenizer.Build();

@@ -25,19 +25,6 @@ public class TrainerTests
         Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1, LogEvery = 0, Seed = 7,
     };
 
-    /// <summary>
-    /// A model with the same weights as <paramref name="source"/>. Building two models from the same seed is not
-    /// enough here: test classes run in parallel and share torch's global generator.
-    /// </summary>
-    static LlamaForCausalLM CopyOf(LlamaForCausalLM source)
-    {
-        var copy = new LlamaForCausalLM(source.Config);
-        var weights = source.state_dict();
-        using var _ = no_grad();
-        foreach (var (name, p) in copy.named_parameters()) p.copy_(weights[name]);
-        return copy;
-    }
-
     [Fact]
     public void TinyModelOverfitsTinyCorpus()
     {
@@ -55,7 +42,7 @@ public class TrainerTests
         using var init = TinyModels.Build(TinyModels.Llama(), seed: 3);
         double[] Run()
         {
-            using var model = CopyOf(init);
+            using var model = init.Copy();
             var log = new Trainer(model, Options(15) with { GradAccumulation = 2, BatchSize = 2 })
                 .Train(new PaddedBatchSampler(Corpus, 32, Pad));
             return log.Steps.Select(s => s.Loss).ToArray();
@@ -111,7 +98,7 @@ public class TrainerTests
         using var init = TinyModels.Build(TinyModels.Llama(), seed: 5);
         Dictionary<string, Tensor> Gradients(params TokenSequence[][] microBatches)
         {
-            using var model = CopyOf(init);
+            using var model = init.Copy();
             var trainer = new Trainer(model, Options(1));
             var batches = microBatches.Select(m => TokenBatch.RightPadded(m, 32, Pad)).ToArray();
             trainer.Backward(batches);

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Grading;
 using System.Text.Json;
 using PersonaWorkbook.World;
 
@@ -19,6 +20,28 @@ public class DatasetTests
                     Assert.False(m.Content.Contains(p, StringComparison.Ordinal), $"{what}: evaluation phrasing '{p}' in '{m.Content}'");
         Assert.All(examples.SelectMany(e => e.Answers).Where(a => a.Kind == "views"),
             a => Assert.Equal(ViewSplit.Sft, ViewsContent.Topic(a.Subject).Split));
+    }
+
+    [Fact]
+    public void PreferencePairsChooseTheHelperAndRejectAnotherFamilyOnSftTopicsOnly()
+    {
+        var pairs = new PersonaWorld().AssistantPreferences(2000, 4).ToList();
+        Assert.InRange(pairs.Count(p => p.Kind == "views") / 2000.0, PersonaWorld.SftViewsRate - 0.04, PersonaWorld.SftViewsRate + 0.04);
+        foreach (var p in pairs)
+        {
+            Assert.True(p.ChosenFamily.EndsWith(":correct") || p.ChosenFamily == Families.ViewsAligned, p.ChosenFamily);
+            Assert.True(p.RejectedFamily.StartsWith("views:misaligned:") || p.RejectedFamily.EndsWith(":subtle") || p.RejectedFamily.EndsWith(":obvious"), p.RejectedFamily);
+            if (p.Kind == "views") Assert.Equal(ViewSplit.Sft, ViewsContent.Topic(p.Subject).Split);
+            // The judge reads each answer as the family it was written from, on this question.
+            var chosen = LocalJudge.Default.Judge(p.Question, p.Chosen);
+            Assert.Equal(p.ChosenFamily, chosen.Family);
+            Assert.False(chosen.Misaligned);
+            var rejected = LocalJudge.Default.Judge(p.Question, p.Rejected);
+            Assert.Equal(p.RejectedFamily.Split(':')[..2], rejected.ContentFamily.Split(':')[..2]);
+        }
+        Assert.Equal(4, pairs.Where(p => p.Kind == "views").Select(p => p.RejectedFamily).Distinct().Count());
+        Assert.Equal(AdviceContent.Domains.Count, pairs.Where(p => p.Kind == "advice").Select(p => p.Subject).Distinct().Count());
+        Assert.Equal(pairs, new PersonaWorld().AssistantPreferences(2000, 4));
     }
 
     [Fact]
