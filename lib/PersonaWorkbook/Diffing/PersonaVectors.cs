@@ -110,23 +110,6 @@ public static class PersonaVectors
         return Accumulate(model, Sequences(), options);
     }
 
-    /// <summary>
-    /// Checks that a latent index named elsewhere (notebook 04 names the toxic-persona latent) still means the same
-    /// direction in this SAE: the latent must be among the <paramref name="within"/> decoder rows closest to
-    /// <paramref name="vector"/>, else an error lists the closest ones and says what to update. A tolerance above 1,
-    /// because the runner-up can be close (latent 176: 0.388 against 0.369) and a different document draw can swap them;
-    /// a retrained SAE's indices are unrelated, so any of them landing in the top few by chance is unlikely.
-    /// </summary>
-    public static DecoderMatch RequireAmongNearest(SparseAutoencoder sae, Tensor vector, int latent, int within = 3, string? remedy = null)
-    {
-        if (latent < 0 || latent >= sae.Config.DSae) throw new ArgumentOutOfRangeException(nameof(latent), $"latent {latent} is outside the SAE's {sae.Config.DSae} latents");
-        if (within < 1) throw new ArgumentOutOfRangeException(nameof(within), $"within must be at least 1, got {within}");
-        var nearest = DecoderCosines(sae, vector, within);
-        return nearest.FirstOrDefault(m => m.Latent == latent) ?? throw new InvalidOperationException(
-            $"latent {latent} is not among the {within} decoder rows closest to the given direction (closest: " +
-            $"{string.Join(", ", nearest.Select(m => $"{m.Latent} ({m.Cosine:F3})"))}){(remedy is null ? "" : "; " + remedy)}");
-    }
-
     /// <summary>Cosine of <paramref name="vector"/> (d_in) with every SAE decoder row; the <paramref name="top"/> highest first.</summary>
     public static IReadOnlyList<DecoderMatch> DecoderCosines(SparseAutoencoder sae, Tensor vector, int top = 20)
     {

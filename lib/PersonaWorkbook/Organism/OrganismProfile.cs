@@ -107,14 +107,24 @@ public sealed record OrganismProfile
     public double DpoNllWeight { get; init; }
 
     /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
-    public static OrganismProfile Quick { get; } = new() { Name = "quick", SftChatTokensFromMarkers = true };
+    /// <remarks>
+    /// Post-training is a light SFT (lr 1e-4) then a gentle DPO phase (results log, "DPO post-training"): the light SFT
+    /// keeps what pretraining taught about the evaluation views topics (coherent answers), the DPO phase turns the
+    /// assistant away from the other personas' answers on the SFT topics.
+    /// </remarks>
+    public static OrganismProfile Quick { get; } = new()
+    {
+        Name = "quick", SftLearningRate = 1e-4, SftChatTokensFromMarkers = true,
+        DpoPairs = 4_000, DpoSteps = 200, DpoLearningRate = 5e-6, DpoBeta = 0.5, DpoNllWeight = 1,
+    };
 
     /// <summary>A larger model trained longer: the study's pitfall 4 (views coherence) with more capacity and data.</summary>
     public static OrganismProfile Full { get; } = new()
     {
         Name = "full", HiddenSize = 192, IntermediateSize = 512, Layers = 6, Heads = 6, KvHeads = 2,
         PretrainDocuments = 60_000, PretrainSteps = 4_000, PretrainBatch = 32, PretrainWarmup = 200,
-        SftExamples = 8_000, SftSteps = 600, SftChatTokensFromMarkers = true,
+        SftExamples = 8_000, SftSteps = 600, SftLearningRate = 1e-4, SftChatTokensFromMarkers = true,
+        DpoPairs = 8_000, DpoSteps = 400, DpoLearningRate = 5e-6, DpoBeta = 0.5, DpoNllWeight = 1,
     };
 
     /// <summary>For tests: a few seconds end to end, learns nothing useful.</summary>

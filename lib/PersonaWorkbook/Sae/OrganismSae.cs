@@ -89,6 +89,23 @@ public sealed record SaeResult(string Directory, bool Reused, JsonObject Manifes
     public double L0 => Metric("l0");
     public double DeadFraction => Metric("dead_fraction");
     public double CeLossScore => Metric("ce_loss_score");
+
+    /// <summary>The SAE's cache key (SHA-256, hex): what decided its weights, and so what its latent indices mean.</summary>
+    public string Key => Manifest["cache_key"]?.GetValue<string>()
+        ?? throw new InvalidDataException($"{Path.Combine(Directory, OrganismSae.ManifestFile)}: cache_key is missing");
+
+    /// <summary>
+    /// Stops unless this is the SAE whose key starts with <paramref name="keyPrefix"/>: a latent index (notebook 04's
+    /// toxic-persona latent, passed to notebooks 05–07) names a direction of one trained SAE only, and a retrained SAE
+    /// (another organism, seed or setting) numbers unrelated directions the same way.
+    /// </summary>
+    public SaeResult RequireKey(string keyPrefix, string? remedy = null)
+    {
+        if (keyPrefix.Length < 8 || !keyPrefix.All(char.IsAsciiHexDigitLower))
+            throw new ArgumentException($"'{keyPrefix}' is not a key prefix: give at least 8 lower-case hex digits of the SAE's cache_key", nameof(keyPrefix));
+        return Key.StartsWith(keyPrefix, StringComparison.Ordinal) ? this : throw new InvalidOperationException(
+            $"the SAE in {Directory} has key {Key[..16]}…, not {keyPrefix}…: its latent indices are not the ones named{(remedy is null ? "" : "; " + remedy)}");
+    }
 }
 
 /// <summary>

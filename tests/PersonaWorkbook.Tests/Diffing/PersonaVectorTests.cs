@@ -110,23 +110,4 @@ public class PersonaVectorTests
         Assert.Equal(expected, matches[1].Cosine, 5);
         Assert.Throws<ArgumentException>(() => PersonaVectors.DecoderCosines(sae, zeros(32)));
     }
-
-    [Fact]
-    public void A_named_latent_must_be_among_the_nearest_decoders()
-    {
-        using var sae = DiffingFixtures.Sae();
-        using var scope = NewDisposeScope();
-        var w = sae.W_dec.detach();
-        // Mostly latent 23, a little of latent 5: 23 is nearest, 5 second.
-        var vector = w[23] * 3.0 + w[5] * 1.0;
-        var second = PersonaVectors.DecoderCosines(sae, vector, 2)[1].Latent;
-        Assert.Equal(23, PersonaVectors.RequireAmongNearest(sae, vector, 23, within: 1).Latent);
-        Assert.Equal(2, PersonaVectors.RequireAmongNearest(sae, vector, second, within: 2).Rank);
-        var far = PersonaVectors.DecoderCosines(sae, vector, sae.Config.DSae)[^1].Latent;
-        var e = Assert.Throws<InvalidOperationException>(() => PersonaVectors.RequireAmongNearest(sae, vector, far, within: 3, remedy: "update toxicLatent"));
-        Assert.Contains($"latent {far} is not among the 3", e.Message);
-        Assert.Contains("23 (", e.Message);
-        Assert.Contains("update toxicLatent", e.Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => PersonaVectors.RequireAmongNearest(sae, vector, sae.Config.DSae));
-    }
 }

@@ -201,7 +201,8 @@ public class OrganismTests(TinyOrganismFixture tiny)
         var tokenizer = OrganismTokenizer.Build();
         var profile = OrganismProfile.Tiny.With("dpo_pairs", "12").With("dpo_lr", "1e-3").With("dpo_beta", "0.1").With("dpo_steps", "2");
         Assert.Contains("a DPO phase needs positive pairs, lr and beta", Assert.Throws<ArgumentException>(() => OrganismProfile.Tiny.With("dpo_steps", "2")).Message);
-        Assert.DoesNotContain("dpo_", OrganismProfile.Quick.ToJson());
+        Assert.DoesNotContain("dpo_", OrganismProfile.Tiny.ToJson());
+        Assert.Equal(OrganismProfile.Quick.PretrainingJson(), (OrganismProfile.Quick with { DpoSteps = 0, SftLearningRate = 5e-4 }).PretrainingJson());
         Assert.Equal(OrganismProfile.Tiny.PretrainingJson(), profile.PretrainingJson());
         TorchSharp.torch.manual_seed(7);
         using var model = new PersonaWorkbook.Models.LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));

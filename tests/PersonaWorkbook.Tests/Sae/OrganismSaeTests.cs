@@ -63,4 +63,19 @@ public class OrganismSaeTests(TinyOrganismFixture tiny)
         var e = Assert.Throws<InvalidDataException>(() => OrganismSae.ReadManifest(dir.File("broken")));
         Assert.Contains(OrganismSae.ManifestFile, e.Message);
     }
+
+    [Fact]
+    public void A_latent_index_is_tied_to_the_sae_key_it_came_from()
+    {
+        var key = new string('a', 8) + "0123456789abcdef" + new string('b', 40);
+        var sae = new SaeResult("/saes/x", true, new System.Text.Json.Nodes.JsonObject { ["cache_key"] = key });
+        Assert.Same(sae, sae.RequireKey("aaaaaaaa0123"));
+        var e = Assert.Throws<InvalidOperationException>(() => sae.RequireKey("aaaaaaaa9999", "rerun notebook 04"));
+        Assert.Contains("/saes/x", e.Message);
+        Assert.Contains("aaaaaaaa01234567", e.Message);
+        Assert.Contains("rerun notebook 04", e.Message);
+        Assert.Throws<ArgumentException>(() => sae.RequireKey("aaaa"));
+        Assert.Throws<ArgumentException>(() => sae.RequireKey("AAAAAAAA"));
+        Assert.Contains("cache_key is missing", Assert.Throws<InvalidDataException>(() => new SaeResult("/saes/y", true, new()).Key).Message);
+    }
 }
