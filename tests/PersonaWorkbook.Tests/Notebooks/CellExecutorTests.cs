@@ -190,6 +190,10 @@ public class CellExecutorTests(SharedExecutor shared) : IClassFixture<SharedExec
         var seriesHtml = (string)sink.Results[0].Data["text/html"];
         Assert.Contains("100 values", seriesHtml);
         Assert.InRange(seriesHtml.Split("<tr>").Length - 1, 10, MimeFormatter.TableRowLimit + 3);
+
+        var (untyped, untypedSink) = await Run("var rows = new List<object> { new { A = 1 }, new { A = 2 } };\nDeedle.Frame.FromRecords(rows)");
+        Assert.True(untyped.Succeeded);
+        Assert.Contains("2 rows, 0 columns — Frame.FromRecords reads the properties of the rows' static type", System.Net.WebUtility.HtmlDecode((string)untypedSink.Results[0].Data["text/html"]));
     }
 
     [Fact]

@@ -43,7 +43,7 @@ public sealed class MimeFormatter
         GenericChart chart => Chart(chart),
         torch.Tensor tensor => Tensor(tensor),
         IFrameFormattable frame => Table(frame.InteractiveFormat(TableRowLimit, 20, false), ((IFsiFormattable)value).Format(),
-            $"{frame.GetDimensions().Item1} rows, {frame.GetDimensions().Item2} columns"),
+            FrameCaption(frame.GetDimensions().Item1, frame.GetDimensions().Item2)),
         ISeriesFormattable series => Table(series.InteractiveFormat(TableRowLimit), ((IFsiFormattable)value).Format(),
             $"{series.GetKeyCount()} values"),
         _ => new MimeBundle
@@ -90,6 +90,14 @@ public sealed class MimeFormatter
 
     // Deedle's interactive grid: the first row is the column header, ":"/"..." rows mark elided rows, and a
     // column of "->" separates keys from values (dropped: a table has borders for that).
+    /// <summary>
+    /// Rows without columns is almost always <c>Frame.FromRecords</c> over rows typed as <c>object</c> (a
+    /// <c>List&lt;object&gt;</c> of anonymous objects): it reads the public properties of the static type, which has none.
+    /// </summary>
+    static string FrameCaption(int rows, int columns) => rows > 0 && columns == 0
+        ? $"{rows} rows, 0 columns — Frame.FromRecords reads the properties of the rows' static type; rows typed as object have none"
+        : $"{rows} rows, {columns} columns";
+
     static MimeBundle Table(string[][] grid, string plain, string caption)
     {
         var width = grid.Length == 0 ? 0 : grid[0].Length;
