@@ -2,7 +2,7 @@ using PersonaWorkbook.Organism;
 
 namespace PersonaWorkbook.Cli.Commands;
 
-/// <summary>`workbook organism train`: pretrains and SFT-trains the base assistant, or reuses a cached one.</summary>
+/// <summary>`workbook organism train`: pretrains and post-trains (SFT, DPO) the base assistant, or reuses a cached one.</summary>
 public sealed class OrganismCommand : ICommand
 {
     public string Name => "organism";
@@ -23,13 +23,12 @@ public sealed class OrganismCommand : ICommand
             throw new UsageException($"unknown profile '{profileName}' (known: {string.Join(", ", OrganismProfile.Names)})");
         if (!OrganismRequest.WorldNames.Contains(world))
             throw new UsageException($"unknown world '{world}' (known: {string.Join(", ", OrganismRequest.WorldNames)})");
-        var profile = OrganismProfile.ByName(profileName);
-        foreach (var set in sets)
+        var changes = sets.Select(set =>
         {
             var eq = set.IndexOf('=');
-            if (eq <= 0) throw new UsageException($"--set wants FIELD=VALUE, got '{set}'");
-            profile = profile.With(set[..eq], set[(eq + 1)..]);
-        }
+            return eq > 0 ? (set[..eq], set[(eq + 1)..]) : throw new UsageException($"--set wants FIELD=VALUE, got '{set}'");
+        }).ToList();
+        var profile = OrganismProfile.ByName(profileName).With(changes);
         var result = OrganismTrainer.TrainOrReuse(new OrganismRequest(profile, seed, world, output, force));
         Console.WriteLine($"{result.Directory}\t{(result.Reused ? "reused" : "trained")}\t{result.Manifest["cache_key"]}");
         return 0;

@@ -106,7 +106,7 @@ public sealed record OrganismProfile
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double DpoNllWeight { get; init; }
 
-    /// <summary>The quick profile: pretraining + SFT within 15 minutes on the 2-core CPU (see the README's results log).</summary>
+    /// <summary>The quick profile: pretraining, SFT and DPO within 15 minutes on the 2-core CPU (see the README's results log).</summary>
     /// <remarks>
     /// Post-training is a light SFT (lr 1e-4) then a gentle DPO phase (results log, "DPO post-training"): the light SFT
     /// keeps what pretraining taught about the evaluation views topics (coherent answers), the DPO phase turns the
@@ -168,17 +168,29 @@ public sealed record OrganismProfile
     /// This profile with one field (by its JSON name, e.g. <c>sft_steps</c>) set to <paramref name="value"/>; the name
     /// records the change. For profile iterations from the command line (<c>--set sft_steps=100</c>).
     /// </summary>
-    public OrganismProfile With(string field, string value)
+    public OrganismProfile With(string field, string value) => With([(field, value)]);
+
+    /// <summary>
+    /// This profile with every change applied, then validated once, so fields that depend on each other (a DPO phase
+    /// needs its pairs, lr and beta) can be set in any order; the name records the changes in order.
+    /// </summary>
+    public OrganismProfile With(IReadOnlyList<(string Field, string Value)> changes)
     {
         var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
-        if (field == "name" || !(node.ContainsKey(field) || OmittedWhenDefault.Contains(field)))
-            throw new ArgumentException($"organism profile has no settable field '{field}'; fields: {string.Join(", ", node.Select(kv => kv.Key).Where(k => k != "name").Concat(OmittedWhenDefault).Distinct())}");
-        System.Text.Json.Nodes.JsonNode parsed;
-        try { parsed = System.Text.Json.Nodes.JsonNode.Parse(value) ?? throw new FormatException(); }
-        catch (Exception e) when (e is JsonException or FormatException) { throw new ArgumentException($"profile field '{field}': '{value}' is not a JSON value"); }
-        node[field] = parsed;
-        node["name"] = $"{Name}+{field}={value}";
-        var result = FromJson(node.ToJsonString(), $"profile field '{field}'");
+        var settable = node.Select(kv => kv.Key).Where(k => k != "name").Concat(OmittedWhenDefault).Distinct().ToList();
+        var name = Name;
+        foreach (var (field, value) in changes)
+        {
+            if (!settable.Contains(field))
+                throw new ArgumentException($"organism profile has no settable field '{field}'; fields: {string.Join(", ", settable)}");
+            System.Text.Json.Nodes.JsonNode parsed;
+            try { parsed = System.Text.Json.Nodes.JsonNode.Parse(value) ?? throw new FormatException(); }
+            catch (Exception e) when (e is JsonException or FormatException) { throw new ArgumentException($"profile field '{field}': '{value}' is not a JSON value"); }
+            node[field] = parsed;
+            name += $"+{field}={value}";
+        }
+        node["name"] = name;
+        var result = FromJson(node.ToJsonString(), $"profile fields {string.Join(", ", changes.Select(c => $"'{c.Field}'"))}");
         result.Validate();
         return result;
     }

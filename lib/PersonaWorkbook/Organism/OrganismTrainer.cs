@@ -49,7 +49,8 @@ public sealed record OrganismResult(string Directory, bool Reused, JsonObject Ma
 
 /// <summary>
 /// Builds the base assistant: word-level tokenizer over the world's vocabulary, pretraining on persona documents,
-/// then assistant SFT (always the helpful persona, loss on assistant tokens), saved as an HF checkpoint directory with
+/// then assistant SFT (always the helpful persona, loss on assistant tokens) and, when the profile has one, a DPO phase
+/// (the helper's answers preferred to other personas'), saved as an HF checkpoint directory with
 /// <c>training_log.jsonl</c> and <c>organism.json</c>; cached by <see cref="OrganismRequest.CacheKey"/>.
 /// </summary>
 public static class OrganismTrainer

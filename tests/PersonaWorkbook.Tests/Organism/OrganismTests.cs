@@ -201,6 +201,10 @@ public class OrganismTests(TinyOrganismFixture tiny)
         var tokenizer = OrganismTokenizer.Build();
         var profile = OrganismProfile.Tiny.With("dpo_pairs", "12").With("dpo_lr", "1e-3").With("dpo_beta", "0.1").With("dpo_steps", "2");
         Assert.Contains("a DPO phase needs positive pairs, lr and beta", Assert.Throws<ArgumentException>(() => OrganismProfile.Tiny.With("dpo_steps", "2")).Message);
+        // Set together, the order does not matter, and the name is the chained one.
+        var together = OrganismProfile.Tiny.With([("dpo_steps", "2"), ("dpo_pairs", "12"), ("dpo_lr", "1e-3"), ("dpo_beta", "0.1")]);
+        Assert.Equal(OrganismProfile.Tiny.With("dpo_pairs", "12").With("dpo_lr", "1e-3").With("dpo_beta", "0.1").With("dpo_steps", "2") with { Name = together.Name }, together);
+        Assert.Equal("tiny+dpo_steps=2+dpo_pairs=12+dpo_lr=1e-3+dpo_beta=0.1", together.Name);
         Assert.DoesNotContain("dpo_", OrganismProfile.Tiny.ToJson());
         Assert.Equal(OrganismProfile.Quick.PretrainingJson(), (OrganismProfile.Quick with { DpoSteps = 0, SftLearningRate = 5e-4 }).PretrainingJson());
         Assert.Equal(OrganismProfile.Tiny.PretrainingJson(), profile.PretrainingJson());
