@@ -246,11 +246,7 @@ public static class OrganismTrainer
     internal static TrainingLog TrainPreferences(LlamaForCausalLM model, ITokenizer tokenizer, PersonaWorld world, OrganismProfile profile, int seed)
     {
         var format = ChatFormat.Simple(tokenizer);
-        TokenSequence Chat(string question, string answer)
-        {
-            var encoded = format.Encode([ChatMessage.User(question), ChatMessage.Assistant(answer)]);
-            return new TokenSequence(encoded.Ids, encoded.AssistantMask);
-        }
+        TokenSequence Chat(string question, string answer) => TokenSequence.FromChat(format.Encode([ChatMessage.User(question), ChatMessage.Assistant(answer)]));
         var pairs = new PairedBatchSampler(world.AssistantPreferences(profile.DpoPairs, seed + 4)
             .Select(p => new PreferencePair(Chat(p.Question, p.Chosen), Chat(p.Question, p.Rejected))), profile.ContextLength, tokenizer.PadId);
         using var reference = model.Copy();
@@ -295,10 +291,7 @@ public static class OrganismTrainer
     {
         var format = ChatFormat.Simple(tokenizer);
         foreach (var chat in chats)
-        {
-            var encoded = format.Encode(chat.Messages);
-            yield return new TokenSequence(encoded.Ids, encoded.AssistantMask);
-        }
+            yield return TokenSequence.FromChat(format.Encode(chat.Messages));
     }
 
     /// <summary>Mean loss of the last tenth of the steps: one step's loss is too noisy to report.</summary>

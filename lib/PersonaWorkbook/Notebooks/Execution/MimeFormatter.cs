@@ -88,8 +88,6 @@ public sealed class MimeFormatter
         };
     }
 
-    // Deedle's interactive grid: the first row is the column header, ":"/"..." rows mark elided rows, and a
-    // column of "->" separates keys from values (dropped: a table has borders for that).
     /// <summary>
     /// Rows without columns is almost always <c>Frame.FromRecords</c> over rows typed as <c>object</c> (a
     /// <c>List&lt;object&gt;</c> of anonymous objects): it reads the public properties of the static type, which has none.
@@ -98,6 +96,8 @@ public sealed class MimeFormatter
         ? $"{rows} rows, 0 columns — Frame.FromRecords reads the properties of the rows' static type; rows typed as object have none"
         : $"{rows} rows, {columns} columns";
 
+    // Deedle's interactive grid: the first row is the column header, ":"/"..." rows mark elided rows, and a
+    // column of "->" separates keys from values (dropped: a table has borders for that).
     static MimeBundle Table(string[][] grid, string plain, string caption)
     {
         var width = grid.Length == 0 ? 0 : grid[0].Length;
