@@ -198,7 +198,12 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     /// <summary>Capture and intervention points of this model; see <see cref="HookRunner"/>.</summary>
     public HookRunner Hooks { get; }
 
-    public LlamaForCausalLM(ModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaForCausalLM))
+    /// <param name="generator">
+    /// Draws the initial weights; without it they come from torch's process-wide generator, which any other thread
+    /// seeding or sampling at the same time also moves.
+    /// </param>
+    public LlamaForCausalLM(ModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32, Generator? generator = null)
+        : base(nameof(LlamaForCausalLM))
     {
         config.Validate();
         Config = config;
@@ -208,7 +213,7 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
             lm_head.weight = model.EmbedTokens.weight!; // one tensor; HF keeps only the embedding key on save
         Hooks = new HookRunner(config.NumHiddenLayers);
         RegisterComponents();
-        InitWeights();
+        InitWeights(generator);
         if (device is not null || dtype != ScalarType.Float32) this.to(device ?? CPU, dtype);
     }
 
@@ -228,14 +233,14 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     }
 
     /// <summary>HF Llama initialisation: normal(0, 0.02) for linear and embedding weights, zero biases, unit norms.</summary>
-    void InitWeights()
+    void InitWeights(Generator? generator)
     {
         using var _ = no_grad();
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith("layernorm.weight") || name == "model.norm.weight") p.fill_(1.0);
             else if (name.EndsWith(".bias")) p.zero_();
-            else p.normal_(0, 0.02);
+            else p.normal_(0, 0.02, generator);
         }
     }
 

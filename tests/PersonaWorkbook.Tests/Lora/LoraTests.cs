@@ -21,9 +21,9 @@ public class LoraTests
     /// <summary>Gives every adapter a nonzero B so the adapter path changes the outputs.</summary>
     static void RandomizeB(LoraModel lora, long seed = 1)
     {
-        manual_seed(seed);
+        using var generator = new Generator((ulong)seed);
         using var _ = no_grad();
-        foreach (var a in lora.Layers) a.B.normal_(0, 0.1);
+        foreach (var a in lora.Layers) a.B.normal_(0, 0.1, generator);
     }
 
     [Fact]

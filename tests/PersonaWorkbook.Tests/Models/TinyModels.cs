@@ -18,10 +18,11 @@ public static class TinyModels
         RopeTheta = 1_000_000, RmsNormEps = 1e-6, TieWordEmbeddings = true,
     };
 
+    /// <summary>The same weights for the same seed, whatever other tests do to torch's global generator meanwhile.</summary>
     public static LlamaForCausalLM Build(ModelConfig config, long seed = 0)
     {
-        TorchSharp.torch.manual_seed(seed);
-        var model = new LlamaForCausalLM(config);
+        using var generator = new TorchSharp.torch.Generator((ulong)seed);
+        var model = new LlamaForCausalLM(config, generator: generator);
         model.eval();
         return model;
     }
