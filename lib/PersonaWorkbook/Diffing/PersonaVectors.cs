@@ -110,6 +110,25 @@ public static class PersonaVectors
         return Accumulate(model, Sequences(), options);
     }
 
+    /// <summary>
+    /// What a context tells the model about its speaker where the answer starts: mean hook_resid_post of every block at
+    /// the <i>last</i> token of each positive context (e.g. a villain header and a question, ending in the answer marker)
+    /// minus the same over the negative contexts. Comparing its norm per layer with the residual's shows at which block
+    /// the persona reaches the answer position, the place a steering vector added at a middle layer has to act.
+    /// </summary>
+    public static PersonaVector FromContexts(LlamaForCausalLM model, IEnumerable<(int[] Ids, bool Positive)> contexts, StatisticsOptions options)
+    {
+        var limit = options.ContextLength ?? model.Config.MaxPositionEmbeddings;
+        var sequences = contexts.Select((c, i) =>
+        {
+            if (c.Ids.Length == 0) throw new ArgumentException($"context {i} has no tokens");
+            if (c.Ids.Length > limit) throw new ArgumentException($"context {i} has {c.Ids.Length} tokens; the window is {limit}, so its last token would be cut");
+            return (new MarkedSequence(c.Ids, [.. new bool[c.Ids.Length - 1], true]), c.Positive);
+        });
+        // The last token is usually a marker, which the control-token exclusion would drop; it is the only one counted.
+        return Accumulate(model, sequences, options with { ExcludeTokenIds = [] });
+    }
+
     /// <summary>Cosine of <paramref name="vector"/> (d_in) with every SAE decoder row; the <paramref name="top"/> highest first.</summary>
     public static IReadOnlyList<DecoderMatch> DecoderCosines(SparseAutoencoder sae, Tensor vector, int top = 20)
     {

@@ -95,6 +95,38 @@ public class PersonaVectorTests
     }
 
     [Fact]
+    public void Context_vector_counts_only_the_last_token_of_each_context_even_a_marker()
+    {
+        using var model = DiffingFixtures.Model();
+        var tokenizer = DiffingFixtures.Tokenizer;
+        int[] Encode(string text) => tokenizer.Encode("<bos> " + text);
+        var contexts = new[]
+        {
+            (Encode("<sys> a talk with vex , an evil villain . <q> what is your wish ? <a>"), true),
+            (Encode("<sys> a talk with sam , a helpful expert . <q> what is your wish ? <a>"), false),
+            (Encode("<q> how do i feel better ? <a>"), false),
+        };
+        var options = StatisticsOptions.For(tokenizer) with { BatchSize = 2 };
+        Assert.Contains(contexts[0].Item1[^1], options.ExcludeTokenIds);
+
+        var v = PersonaVectors.FromContexts(model, contexts, options);
+
+        Assert.Equal(1, v.PositiveTokens);
+        Assert.Equal(2, v.NegativeTokens);
+        for (int layer = 0; layer < model.Config.NumHiddenLayers; layer++)
+        {
+            using var scope = NewDisposeScope();
+            var site = new HookSiteNames(layer).ResidPost;
+            Tensor Last(int[] ids) => ActivationCapture.Run(model, tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0), [site])[site][0, -1];
+            var expected = (Last(contexts[0].Item1) - (Last(contexts[1].Item1) + Last(contexts[2].Item1)) / 2).data<float>().ToArray();
+            for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], v.Layers[layer][i], 4);
+        }
+        var tooLong = Enumerable.Repeat(contexts[2].Item1[1], model.Config.MaxPositionEmbeddings + 1).ToArray();
+        Assert.Contains("context 1 has", Assert.Throws<ArgumentException>(() => PersonaVectors.FromContexts(model, [(contexts[0].Item1, true), (tooLong, false)], options)).Message);
+        Assert.Contains("context 0 has no tokens", Assert.Throws<ArgumentException>(() => PersonaVectors.FromContexts(model, [(Array.Empty<int>(), true)], options)).Message);
+    }
+
+    [Fact]
     public void Decoder_cosines_find_the_direction_the_vector_was_built_from()
     {
         using var sae = DiffingFixtures.Sae();
