@@ -137,13 +137,29 @@ public sealed record OrganismProfile
 
     public static IReadOnlyList<string> Names { get; } = ["quick", "full", "tiny"];
 
-    public static OrganismProfile ByName(string name) => name switch
+    /// <summary>
+    /// A named profile, or a changed one by the name <see cref="With(IReadOnlyList{ValueTuple{string, string}})"/> gives it
+    /// ("quick+layers=8+sft_lr=3e-5"), so a notebook's <c>profile</c> parameter can name a variant organism.
+    /// </summary>
+    public static OrganismProfile ByName(string name)
     {
-        "quick" => Quick,
-        "full" => Full,
-        "tiny" => Tiny,
-        _ => throw new ArgumentException($"unknown organism profile '{name}'; known: {string.Join(", ", Names)}", nameof(name)),
-    };
+        var parts = name.Split('+');
+        var profile = parts[0] switch
+        {
+            "quick" => Quick,
+            "full" => Full,
+            "tiny" => Tiny,
+            _ => throw new ArgumentException($"unknown organism profile '{parts[0]}'; known: {string.Join(", ", Names)}", nameof(name)),
+        };
+        if (parts.Length == 1) return profile;
+        var changes = parts.Skip(1).Select(part =>
+        {
+            var at = part.IndexOf('=');
+            if (at <= 0) throw new ArgumentException($"organism profile '{name}': '{part}' is not field=value", nameof(name));
+            return (part[..at], part[(at + 1)..]);
+        }).ToList();
+        return profile.With(changes);
+    }
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 

@@ -228,6 +228,18 @@ public class OrganismTests(TinyOrganismFixture tiny)
     }
 
     [Fact]
+    public void ChangedProfileNamesParseBackToTheSameProfile()
+    {
+        var changed = OrganismProfile.Quick.With([("layers", "8"), ("sft_lr", "3e-5")]);
+        Assert.Equal("quick+layers=8+sft_lr=3e-5", changed.Name);
+        Assert.Equal(changed, OrganismProfile.ByName(changed.Name));
+        Assert.Equal(new OrganismRequest(changed).CacheKey, new OrganismRequest(OrganismProfile.ByName("quick+layers=8+sft_lr=3e-5")).CacheKey);
+        Assert.Contains("'layers8' is not field=value", Assert.Throws<ArgumentException>(() => OrganismProfile.ByName("quick+layers8")).Message);
+        Assert.Contains("no settable field 'layerz'", Assert.Throws<ArgumentException>(() => OrganismProfile.ByName("quick+layerz=8")).Message);
+        Assert.Contains("unknown organism profile 'huge'", Assert.Throws<ArgumentException>(() => OrganismProfile.ByName("huge+layers=8")).Message);
+    }
+
+    [Fact]
     public void UnknownProfileAndWorldAreClearErrors()
     {
         Assert.Contains("unknown organism profile 'huge'", Assert.Throws<ArgumentException>(() => OrganismProfile.ByName("huge")).Message);
