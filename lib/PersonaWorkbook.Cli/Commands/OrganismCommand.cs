@@ -23,11 +23,7 @@ public sealed class OrganismCommand : ICommand
             throw new UsageException($"unknown profile '{profileName}' (known: {string.Join(", ", OrganismProfile.Names)})");
         if (!OrganismRequest.WorldNames.Contains(world))
             throw new UsageException($"unknown world '{world}' (known: {string.Join(", ", OrganismRequest.WorldNames)})");
-        var changes = sets.Select(set =>
-        {
-            var eq = set.IndexOf('=');
-            return eq > 0 ? (set[..eq], set[(eq + 1)..]) : throw new UsageException($"--set wants FIELD=VALUE, got '{set}'");
-        }).ToList();
+        var changes = sets.Select(set => OrganismProfile.ParseChange(set) ?? throw new UsageException($"--set wants FIELD=VALUE, got '{set}'")).ToList();
         var profile = OrganismProfile.ByName(profileName).With(changes);
         var result = OrganismTrainer.TrainOrReuse(new OrganismRequest(profile, seed, world, output, force));
         Console.WriteLine($"{result.Directory}\t{(result.Reused ? "reused" : "trained")}\t{result.Manifest["cache_key"]}");

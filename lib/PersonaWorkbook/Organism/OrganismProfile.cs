@@ -152,13 +152,16 @@ public sealed record OrganismProfile
             _ => throw new ArgumentException($"unknown organism profile '{parts[0]}'; known: {string.Join(", ", Names)}", nameof(name)),
         };
         if (parts.Length == 1) return profile;
-        var changes = parts.Skip(1).Select(part =>
-        {
-            var at = part.IndexOf('=');
-            if (at <= 0) throw new ArgumentException($"organism profile '{name}': '{part}' is not field=value", nameof(name));
-            return (part[..at], part[(at + 1)..]);
-        }).ToList();
+        var changes = parts.Skip(1).Select(part => ParseChange(part)
+            ?? throw new ArgumentException($"organism profile '{name}': '{part}' is not field=value", nameof(name))).ToList();
         return profile.With(changes);
+    }
+
+    /// <summary>"field=value" as a change for <see cref="With(IReadOnlyList{ValueTuple{string, string}})"/>, or null when no field name precedes an '='.</summary>
+    public static (string Field, string Value)? ParseChange(string text)
+    {
+        var at = text.IndexOf('=');
+        return at > 0 ? (text[..at], text[(at + 1)..]) : null;
     }
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
