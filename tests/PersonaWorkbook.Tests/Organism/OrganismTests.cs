@@ -247,5 +247,6 @@ public class OrganismTests(TinyOrganismFixture tiny)
         Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["organism", "train", "--profile", "huge"]));
         Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["organism", "train", "--world", "mars"]));
         Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["organism", "fly"]));
+        Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["organism", "train", "--set", "layers8"]));
     }
 }
