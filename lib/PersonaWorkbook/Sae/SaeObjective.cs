@@ -12,8 +12,8 @@ public sealed record SaeStepStats(double Loss, double Mse, double Fvu, double Au
 /// MSE, sparsify's fvu). ReLU: loss = mean_b Σ_d (x̂−x)² + λ·mean_b Σ_i f_i‖W_dec,i‖ (SAELens standard).
 /// TopK and BatchTopK never form a (B, d_sae) gradient: the selected pre-activations are leaves of the autograd graph,
 /// the decoder is an embedding bag over the active rows, and after backward the gradients of W_dec and W_encᵀ are
-/// scattered into the active rows by sparse (d_sae × B, k nonzeros per token) times dense (B × d_in) products.
-/// TopK does not even hold the (B, d_sae) pre-activations: they are selected block by block as the encoder computes them.
+/// summed into the active rows (<see cref="SparseGradient"/>).
+/// TopK holds at most a bounded block of the (B, d_sae) pre-activations: they are selected block by block as the encoder computes them.
 /// </summary>
 public static class SaeObjective
 {
@@ -103,11 +103,10 @@ public static class SaeObjective
             var decodedGrad = auxCodes is null ? decoded.grad! : cat([decoded.grad!, deadReconstruction!.grad!]);   // (B or 2B, d_in)
             var decoderRows = auxCodes is null ? codes.Rows : cat([codes.Rows, auxCodes.Rows + batch]);
             var weights = auxCodes is null ? acts.detach() : cat([acts.detach(), auxActs!.detach()]);
-            var a = sparse_coo_tensor(stack([latents, decoderRows]), weights, [cfg.DSae, decodedGrad.shape[0]]);
-            Accumulate(sae.W_dec, a.matmul(decodedGrad));                                  // (d_sae, d_in)
-            // Encoder, from the selected pre-activations' gradients: v_n = (x_b − b_dec)·W_encᵀ[j] + b_enc[j].
-            var g = sparse_coo_tensor(stack([latents, rows]), grads, [cfg.DSae, batch]);  // (d_sae, B), sparse
-            Accumulate(sae.EncoderT, g.matmul(centred));                                   // (d_sae, d_in)
+            SparseGradient.Accumulate(latents, [
+                new LatentRowSum(weights, decoderRows, decodedGrad, GradientOf(sae.W_dec)),                     // (d_sae, d_in)
+                // Encoder, from the selected pre-activations' gradients: v_n = (x_b − b_dec)·W_encᵀ[j] + b_enc[j].
+                new LatentRowSum(grads, rows, centred, GradientOf(sae.EncoderT))]);                          // (d_sae, d_in)
             var gBias = zeros(cfg.DSae, dtype: grads.dtype, device: grads.device).index_add_(0, latents, grads, 1);
             Accumulate(sae.b_enc, gBias);
             if (cfg.ApplyBDecToInput) Accumulate(sae.b_dec, -gBias.matmul(sae.EncoderT));
@@ -150,6 +149,17 @@ public static class SaeObjective
         var current = threshold[0].item<float>();
         var next = current == 0 ? minimum : (1 - rate) * current + rate * minimum;
         threshold.fill_(next);
+    }
+
+    /// <summary>The parameter's gradient buffer, created as zeros if backward has not made one.</summary>
+    static Tensor GradientOf(Parameter p)
+    {
+        if (p.grad is null)
+        {
+            using var zero = zeros_like(p);
+            p.grad = zero;
+        }
+        return p.grad!;
     }
 
     static void Accumulate(Parameter p, Tensor gradient)

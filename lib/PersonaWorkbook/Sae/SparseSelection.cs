@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -53,6 +54,7 @@ public static class SparseSelection
     }
 
     /// <summary>Top k of one row into a min-heap (heapValues[0] is the smallest kept value).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // tier-0 code would slow a run's first steps several times
     static unsafe void RowTopK(float* row, int width, int k, float* heapValues, long* heapIndices)
     {
         for (var i = 0; i < k; i++) { heapValues[i] = row[i]; heapIndices[i] = i; }
@@ -84,6 +86,7 @@ public static class SparseSelection
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void SiftDown(float* values, long* indices, int count, int i)
     {
         while (true)
@@ -108,16 +111,18 @@ public static class SparseSelection
 
     /// <summary>
     /// Each token's k largest pre-activations of <c>inputs · weightᵀ + bias</c> (inputs (B, d), weight (S, d)),
-    /// computed a block of tokens at a time (4 M pre-activations, 16 MB), so the whole (B, S) matrix never exists. Block
-    /// size measured at d_in 256, d_sae 8192, batch 4096 on 2 cores: 128 rows cost 1.36–1.46× the unblocked matmul,
-    /// 256 rows 1.20–1.30×, 512 rows 1.09×, 1024 rows 1.04–1.08×, one block 1.13–1.16× (per-block matmuls get too
-    /// small below 512 rows; one block leaves the cache). Latent j of the result is row j of <paramref name="weight"/>.
+    /// computed a block of tokens at a time (at most 32 M pre-activations, 128 MB), so memory stays bounded whatever the
+    /// batch and width. Each block hands the cores from libtorch's OpenMP workers (the matmul) to .NET's (the top-k) and
+    /// back, and each hand-over costs: at d_in 256, d_sae 8192, batch 4096 on 2 cores the whole training step over the
+    /// encoder matmul measured 1.56–1.61× with blocks of 512 rows, 1.52–1.55× with 1024, 1.47–1.52× with 2048 and
+    /// 1.44–1.48× in one block (interleaved runs of `workbook bench-sae`, 2026-11-24). Latent j of the result is row j
+    /// of <paramref name="weight"/>.
     /// </summary>
     public static SparseCodes PerTokenBlocked(Tensor inputs, Tensor weight, Tensor bias, long k)
     {
         using var scope = NewDisposeScope();
         var (batch, width) = (inputs.shape[0], weight.shape[0]);
-        var blockRows = Math.Clamp((1L << 22) / width, 1, Math.Max(1, batch));
+        var blockRows = Math.Clamp((1L << 25) / width, 1, Math.Max(1, batch));
         var values = new List<Tensor>();
         var indices = new List<Tensor>();
         for (long start = 0; start < batch; start += blockRows)

@@ -87,6 +87,41 @@ public class SaeCoreTests
     }
 
     /// <summary>
+    /// The latent-sorted row sums (CPU path, d 37 so the vector loops leave a tail) against libtorch's sparse COO product,
+    /// accumulated into a destination that already holds values; a non-contiguous source takes the COO path itself.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void LatentRowSumsEqualTheSparseProduct(bool transposedSource)
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(9);
+        var latents = randint(0, 50, [300], generator: g);
+        var rows = randint(0, 40, [300], generator: g);
+        var weights = randn(300, generator: g);
+        var source = transposedSource ? randn(37, 40, generator: g).t() : randn(40, 37, generator: g);
+        var start = randn(50, 37, generator: g);
+        var destination = start.clone();
+        SparseGradient.Accumulate(latents, [new LatentRowSum(weights, rows, source, destination)]);
+        var expected = start + sparse_coo_tensor(stack([latents, rows]), weights, [50, 40]).matmul(source);
+        Assert.True(destination.allclose(expected, rtol: 1e-5, atol: 1e-5), $"max difference {(destination - expected).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void LatentRowSumsNameAnIndexOutOfRange()
+    {
+        using var scope = NewDisposeScope();
+        var ok = new LatentRowSum(ones(2), tensor(new long[] { 0, 1 }), ones(2, 3), zeros(4, 3));
+        var badLatent = Assert.Throws<ArgumentOutOfRangeException>(() => SparseGradient.Accumulate(tensor(new long[] { 1, 4 }), [ok]));
+        Assert.Contains("latent index 4 at entry 1", badLatent.Message);
+        var badRow = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            SparseGradient.Accumulate(tensor(new long[] { 0, 1 }), [ok with { Rows = tensor(new long[] { 0, 2 }) }]));
+        Assert.Contains("row index 2 at entry 1", badRow.Message);
+        Assert.Throws<ArgumentException>(() => SparseGradient.Accumulate(tensor(new long[] { 0 }), [ok]));
+    }
+
+    /// <summary>
     /// AuxK pinned by hand. d_in 2, d_sae 4, unit decoder rows (1,0), (0,1), (.6,.8), (.8,−.6), W_enc = W_decᵀ, b_dec (.5,.5),
     /// k 1, k_aux 1, latents 2 and 3 dead. Centred inputs (2,.5), (0,1): pre = [2,.5,1.6,1.3], [0,1,.8,−.6]; the top
     /// latents 0 and 1 give residuals e = (0,.5), (0,0). Dead latent 2 fires 1.6 and .8: its decode WITHOUT b_dec is
