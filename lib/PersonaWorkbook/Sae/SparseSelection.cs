@@ -53,19 +53,34 @@ public static class SparseSelection
         return (values.MoveToOuterDisposeScope(), indices.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Top k of one row into a min-heap (heapValues[0] is the smallest kept value).</summary>
+    /// <summary>
+    /// Top k of one row into a min-heap (heapValues[0] is the smallest kept value). Each entry that beats the heap's
+    /// minimum costs a sift, and a scan that starts from the first k entries admits about k·ln(width / k) of them; so the
+    /// scan first skips everything at or below a floor read off a strided sample (<see cref="SampleFloor"/>), and
+    /// rescans without it in the rare row where fewer than k entries clear the floor.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // tier-0 code would slow a run's first steps several times
     static unsafe void RowTopK(float* row, int width, int k, float* heapValues, long* heapIndices)
     {
+        if (!Scan(row, width, k, heapValues, heapIndices, SampleFloor(row, width, k)))
+            Scan(row, width, k, heapValues, heapIndices, float.NegativeInfinity);
+    }
+
+    /// <summary>
+    /// The heap scan, skipping entries at or below <paramref name="floor"/>. False when the floor was too high: the
+    /// heap's minimum ended below it, so a skipped entry may belong to the top k.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe bool Scan(float* row, int width, int k, float* heapValues, long* heapIndices, float floor)
+    {
         for (var i = 0; i < k; i++) { heapValues[i] = row[i]; heapIndices[i] = i; }
         for (var i = k / 2 - 1; i >= 0; i--) SiftDown(heapValues, heapIndices, k, i);
-        var threshold = heapValues[0];
+        var skip = MathF.Max(heapValues[0], floor);
         var j = k;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            for (; j + 8 <= width; j += 8)
+        if (Vector512.IsHardwareAccelerated)
+            for (; j + 16 <= width; j += 16)
             {
-                var mask = Vector256.GreaterThan(Vector256.Load(row + j), Vector256.Create(threshold)).ExtractMostSignificantBits();
+                var mask = Vector512.GreaterThan(Vector512.Load(row + j), Vector512.Create(skip)).ExtractMostSignificantBits();
                 while (mask != 0)
                 {
                     var lane = BitOperations.TrailingZeroCount(mask);
@@ -73,17 +88,54 @@ public static class SparseSelection
                     Offer(row[j + lane], j + lane);
                 }
             }
-        }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; j + 8 <= width; j += 8)
+            {
+                var mask = Vector256.GreaterThan(Vector256.Load(row + j), Vector256.Create(skip)).ExtractMostSignificantBits();
+                while (mask != 0)
+                {
+                    var lane = BitOperations.TrailingZeroCount(mask);
+                    mask &= mask - 1;
+                    Offer(row[j + lane], j + lane);
+                }
+            }
         for (; j < width; j++) Offer(row[j], j);
+        return !(heapValues[0] < floor);
 
         void Offer(float value, long index)
         {
-            if (!(value > threshold)) return;
+            if (!(value > skip)) return;   // the mask was computed against an older, lower bound
             heapValues[0] = value;
             heapIndices[0] = index;
             SiftDown(heapValues, heapIndices, k, 0);
-            threshold = heapValues[0];
+            skip = MathF.Max(heapValues[0], floor);
         }
+    }
+
+    /// <summary>
+    /// A guess at the row's (2k)-th largest entry: the r-th largest of a strided sample of 16k entries, r chosen so it
+    /// stands for about 2k entries of the row. −∞ for rows too short to sample. Any floor gives the right answer (a
+    /// floor above the k-th largest only costs a rescan); a sampled one lets the scan admit about 2k entries.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe float SampleFloor(float* row, int width, int k)
+    {
+        var stride = width / (16 * k);
+        if (stride < 2) return float.NegativeInfinity;
+        var samples = width / stride;
+        var rank = Math.Max(1, (int)(2L * k * samples / width));
+        var top = stackalloc float[rank];   // the rank largest samples so far, descending
+        var count = 0;
+        for (var i = 0; i < samples; i++)
+        {
+            var value = row[(long)i * stride];
+            if (float.IsNaN(value)) continue;
+            if (count == rank && !(value > top[rank - 1])) continue;
+            var position = count < rank ? count++ : rank - 1;
+            while (position > 0 && value > top[position - 1]) { top[position] = top[position - 1]; position--; }
+            top[position] = value;
+        }
+        return count == rank ? top[rank - 1] : float.NegativeInfinity;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

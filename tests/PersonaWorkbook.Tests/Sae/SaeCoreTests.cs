@@ -20,17 +20,22 @@ public class SaeCoreTests
     }
 
     [Theory]
-    [InlineData(4096, 32, false)]
-    [InlineData(1000, 7, false)]
-    [InlineData(64, 64, false)]
-    [InlineData(13, 5, false)]
-    [InlineData(203, 9, true)]
-    public void VectorisedTopKEqualsTorchTopK(int width, int k, bool masked)
+    [InlineData(4096, 32, false, false)]
+    [InlineData(1000, 7, false, false)]
+    [InlineData(64, 64, false, false)]
+    [InlineData(13, 5, false, false)]
+    [InlineData(203, 9, true, false)]
+    [InlineData(4096, 32, false, true)]
+    [InlineData(8192, 32, true, true)]
+    public void VectorisedTopKEqualsTorchTopK(int width, int k, bool masked, bool spikedSample)
     {
         using var scope = NewDisposeScope();
         var scores = randn(9, width, generator: new Generator(1));
         // AuxK masks live latents with −inf; the selection must still pick the largest finite entries.
         if (masked) scores = scores.masked_fill(arange(width).remainder(3).ne(0).unsqueeze(0), double.NegativeInfinity);
+        // Large values on the first 8 sampled positions (stride width / 16k) lift the sampled floor above the k-th
+        // largest entry: the scan must notice and rescan.
+        if (spikedSample) scores[.., torch.TensorIndex.Slice(0, 8 * (width / (16 * k)), width / (16 * k))] = tensor(100f);
         var (values, indices) = SparseSelection.TopK(scores, k);
         var (expected, expectedIdx) = scores.topk(k, dim: 1);
         Assert.True(values.sort(1, descending: true).Values.eq(expected).all().item<bool>());
