@@ -21,6 +21,10 @@ public sealed record LatentRowSum(Tensor Weights, Tensor Rows, Tensor Source, Te
 /// </summary>
 public static class SparseGradient
 {
+    /// <summary>
+    /// Adds every sum into its destination in place. Latent and row indices out of range are an error naming the entry;
+    /// tensors off the CPU or not contiguous float32 take libtorch's sparse product instead.
+    /// </summary>
     public static void Accumulate(Tensor latents, IReadOnlyList<LatentRowSum> sums)
     {
         var n = latents.shape[0];
