@@ -45,7 +45,8 @@ public sealed class SaeBenchCommand : ICommand
             AtomicFile.WriteAllText(outPath, JsonSerializer.Serialize(new
             {
                 settings = result.Settings, result.EncoderMs, result.StepMs, result.SelectionMs, result.ForwardBackwardMs, result.DenseStepMs,
-                result.DenseEncoderMs, result.DenseTorchVersion, result.TokensPerSecond, result.SpeedupOverDense, result.StepOverFloor, report,
+                result.DenseEncoderMs, result.DenseTorchVersion, result.TokensPerSecond, result.SpeedupOverDense, result.StepOverFloor,
+                StepOverFloorQuartiles = new[] { result.StepOverFloorQuartiles.Low, result.StepOverFloorQuartiles.High }, report,
             }, new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }
