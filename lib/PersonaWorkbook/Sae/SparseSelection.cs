@@ -117,13 +117,18 @@ public static class SparseSelection
     /// stands for about 2k entries of the row. −∞ for rows too short to sample. Any floor gives the right answer (a
     /// floor above the k-th largest only costs a rescan); a sampled one lets the scan admit about 2k entries.
     /// </summary>
+    const int MaxSampleRank = 64;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe float SampleFloor(float* row, int width, int k)
     {
-        var stride = width / (16 * k);
+        var stride = (int)(width / (16L * k));
         if (stride < 2) return float.NegativeInfinity;
         var samples = width / stride;
         var rank = Math.Max(1, (int)(2L * k * samples / width));
+        // The sample is kept in a sorted array (insertion costs up to rank moves): worth it for a token's k, not for
+        // BatchTopK's k · batch over a whole batch, where the plain scan runs.
+        if (rank > MaxSampleRank) return float.NegativeInfinity;
         var top = stackalloc float[rank];   // the rank largest samples so far, descending
         var count = 0;
         for (var i = 0; i < samples; i++)
