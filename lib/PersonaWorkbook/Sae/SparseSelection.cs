@@ -112,13 +112,13 @@ public static class SparseSelection
         }
     }
 
-    /// <summary>
-    /// A guess at the row's (2k)-th largest entry: the r-th largest of a strided sample of 16k entries, r chosen so it
-    /// stands for about 2k entries of the row. −∞ for rows too short to sample. Any floor gives the right answer (a
-    /// floor above the k-th largest only costs a rescan); a sampled one lets the scan admit about 2k entries.
-    /// </summary>
     const int MaxSampleRank = 64;
 
+    /// <summary>
+    /// A guess at the row's (2k)-th largest entry: the r-th largest of a strided sample of 16k entries, r chosen so it
+    /// stands for about 2k entries of the row. −∞ for rows too short to sample or r above MaxSampleRank. Any floor gives the right answer (a
+    /// floor above the k-th largest only costs a rescan); a sampled one lets the scan admit about 2k entries.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe float SampleFloor(float* row, int width, int k)
     {
