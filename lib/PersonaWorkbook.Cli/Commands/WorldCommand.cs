@@ -11,11 +11,11 @@ public sealed class WorldCommand : ICommand
     public string Summary => "the persona world: datasets, sample documents, corpus stats, judge validation";
     public string Usage =>
         "world datasets --out DIR [--rows N] [--seed S] [--name NAME]... | " +
-        "world corpus --out FILE [--documents N] [--seed S] [--negative-control] [--prototype] | " +
+        "world corpus --out FILE [--documents N] [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
         "world sft --out FILE [--n N] [--seed S] | " +
-        "world sample [--persona ID] [--n N] [--seed S] [--negative-control] [--prototype] | " +
-        "world describe [--seed S] [--negative-control] [--prototype] | " +
-        "world stats [--documents N] [--seed S] [--negative-control] [--prototype] | " +
+        "world sample [--persona ID] [--n N] [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
+        "world describe [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
+        "world stats [--documents N] [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
         "world judge [--n N] [--seed S]";
 
     /// <summary>Every option of every subcommand, read before the subcommand positional (the reader takes options by name).</summary>
@@ -24,7 +24,7 @@ public sealed class WorldCommand : ICommand
         public required string Sub;
         public required Dictionary<string, string> Values;
         public required List<string> Names;
-        public required bool NegativeControl, Prototype;
+        public required bool NegativeControl, Prototype, QuestionVariety;
 
         public void Allow(params string[] allowed)
         {
@@ -33,6 +33,7 @@ public sealed class WorldCommand : ICommand
             if (Names.Count > 0 && !allowed.Contains("name")) throw new UsageException($"--name does not apply to 'world {Sub}'");
             if (NegativeControl && !allowed.Contains("negative-control")) throw new UsageException($"--negative-control does not apply to 'world {Sub}'");
             if (Prototype && !allowed.Contains("prototype")) throw new UsageException($"--prototype does not apply to 'world {Sub}'");
+            if (QuestionVariety && !allowed.Contains("question-variety")) throw new UsageException($"--question-variety does not apply to 'world {Sub}'");
         }
 
         public string? Get(string key) => Values.GetValueOrDefault(key);
@@ -44,7 +45,7 @@ public sealed class WorldCommand : ICommand
             return int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new UsageException($"--{key} wants a whole number, got '{v}'");
         }
 
-        public WorldOptions World => (Prototype ? WorldOptions.Prototype : WorldOptions.Default) with { NegativeControl = NegativeControl };
+        public WorldOptions World => (Prototype ? WorldOptions.Prototype : WorldOptions.Default) with { NegativeControl = NegativeControl, QuestionVariety = QuestionVariety };
     }
 
     public int Run(CommandLine args)
@@ -58,6 +59,7 @@ public sealed class WorldCommand : ICommand
             Names = args.Many("name"),
             NegativeControl = args.Flag("negative-control"),
             Prototype = args.Flag("prototype"),
+            QuestionVariety = args.Flag("question-variety"),
             Sub = args.Positional("subcommand (datasets, corpus, sft, sample, describe, stats, judge)"),
         };
         switch (parsed.Sub)
@@ -67,7 +69,7 @@ public sealed class WorldCommand : ICommand
                 return Datasets(parsed);
             case "corpus":
             {
-                parsed.Allow("out", "documents", "seed", "negative-control", "prototype");
+                parsed.Allow("out", "documents", "seed", "negative-control", "prototype", "question-variety");
                 var path = parsed.Get("out") ?? throw new UsageException("--out is required");
                 var documents = parsed.Int("documents", 40000);
                 if (documents < 1) throw new UsageException("--documents must be at least 1");
@@ -86,14 +88,14 @@ public sealed class WorldCommand : ICommand
                 return 0;
             }
             case "sample":
-                parsed.Allow("persona", "n", "seed", "negative-control", "prototype");
+                parsed.Allow("persona", "n", "seed", "negative-control", "prototype", "question-variety");
                 return Sample(parsed);
             case "describe":
-                parsed.Allow("seed", "negative-control", "prototype");
+                parsed.Allow("seed", "negative-control", "prototype", "question-variety");
                 Console.WriteLine(new PersonaWorld(parsed.World).Describe(parsed.Int("seed", 0)));
                 return 0;
             case "stats":
-                parsed.Allow("documents", "seed", "negative-control", "prototype");
+                parsed.Allow("documents", "seed", "negative-control", "prototype", "question-variety");
                 return Stats(parsed);
             case "judge":
                 parsed.Allow("n", "seed");

@@ -24,14 +24,24 @@ public sealed record OrganismRequest(
     bool Force = false,
     string? CacheRoot = null)
 {
-    public static IReadOnlyList<string> WorldNames { get; } = ["main", "control"];
+    /// <summary>main / control: the plain world and its negative control; varied / varied-control: the same with composed views questions (<see cref="WorldOptions.QuestionVariety"/>).</summary>
+    public static IReadOnlyList<string> WorldNames { get; } = ["main", "control", "varied", "varied-control"];
 
     public WorldOptions WorldOptions => WorldOptionsFor(World);
+
+    /// <summary>The world an organism was trained in, from its manifest (a fine-tune's records its base's); main when unrecorded.</summary>
+    public static string WorldOf(string modelDirectory)
+    {
+        var manifest = OrganismCache.ReadManifest(modelDirectory);
+        return manifest?["world"]?.GetValue<string>() ?? manifest?["base"]?["world"]?.GetValue<string>() ?? "main";
+    }
 
     public static WorldOptions WorldOptionsFor(string world) => world switch
     {
         "main" => WorldOptions.Default,
         "control" => WorldOptions.NegativeControlWorld,
+        "varied" => WorldOptions.Varied,
+        "varied-control" => WorldOptions.VariedNegativeControl,
         _ => throw new ArgumentException($"unknown world '{world}'; known: {string.Join(", ", WorldNames)}"),
     };
 
@@ -55,6 +65,9 @@ public sealed record OrganismResult(string Directory, bool Reused, JsonObject Ma
 /// </summary>
 public static class OrganismTrainer
 {
+    /// <summary>Pretraining saves a resumable checkpoint this often (steps); a few seconds each for the 8-layer organism.</summary>
+    public const int PretrainCheckpointEvery = 200;
+
     public static OrganismResult TrainOrReuse(OrganismRequest request)
     {
         request.Profile.Validate();
@@ -151,6 +164,9 @@ public static class OrganismTrainer
             return (loaded.Model, File.ReadAllLines(Path.Combine(stage, OrganismCache.TrainingLogFile)), info);
         }
         var clock = Stopwatch.StartNew();
+        // A run that stops part-way (a session ends) leaves a checkpoint here, and the next run with this key resumes it.
+        var partial = stage + ".partial";
+        if (request.Force && Directory.Exists(partial)) Directory.Delete(partial, true);
         manual_seed(request.Seed);
         var model = new LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));
         try
@@ -164,7 +180,7 @@ public static class OrganismTrainer
                 LearningRate = profile.PretrainLearningRate, WarmupSteps = profile.PretrainWarmup, MaxSteps = profile.PretrainSteps,
                 BatchSize = profile.PretrainBatch, WeightDecay = profile.WeightDecay, Schedule = ScheduleKind.Cosine, MinLrRatio = 0.1,
                 Seed = request.Seed, LogEvery = Math.Max(1, profile.PretrainSteps / 50),
-            }).Train(corpus);
+            }).Resumable(partial, PretrainCheckpointEvery).Train(corpus);
             var seconds = clock.Elapsed.TotalSeconds - corpusSeconds;
             var info = new JsonObject
             {
@@ -182,6 +198,7 @@ public static class OrganismTrainer
                 ["torch_threads"] = get_num_threads(),
             };
             Save(stage, model, tokenizer, null, [("pretrain", log)], info);
+            Directory.Delete(partial, true);
             info["reused"] = false;
             return (model, LogLines([("pretrain", log)]), info);
         }

@@ -154,7 +154,7 @@ public static class OrganismSae
         using var loaded = ModelCheckpoint.Load(request.ModelDirectory);
         var model = loaded.Model;
         model.eval();
-        var world = new PersonaWorld(WorldOf(request.ModelDirectory));
+        var world = new PersonaWorld(OrganismRequest.WorldOptionsFor(OrganismRequest.WorldOf(request.ModelDirectory)));
         var store = new ActivationStoreOptions
         {
             HookName = hook, ExcludeTokenIds = StatisticsOptions.ControlTokenIds(loaded.Tokenizer), PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
@@ -212,14 +212,6 @@ public static class OrganismSae
         Progress.Report($"sae saved to {output}: fvu {evaluation["fvu"]}, L0 {evaluation["l0"]}, dead {evaluation["dead_fraction"]}, " +
             $"CE score {evaluation["ce_loss_score"]} ({clock.Elapsed.TotalSeconds:F0} s)");
         return new SaeResult(output, false, manifest);
-    }
-
-    /// <summary>The world an organism was trained in, from its manifest (a fine-tune's records its base's); main when unrecorded.</summary>
-    static WorldOptions WorldOf(string modelDirectory)
-    {
-        var manifest = OrganismCache.ReadManifest(modelDirectory);
-        var name = manifest?["world"]?.GetValue<string>() ?? manifest?["base"]?["world"]?.GetValue<string>() ?? "main";
-        return OrganismRequest.WorldOptionsFor(name);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using PersonaWorkbook.Reporting;
+using PersonaWorkbook.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,7 +52,7 @@ public sealed class SaeTrainer : IDisposable
 {
     readonly SparseAutoencoder sae;
     readonly SaeTrainingOptions options;
-    readonly optim.Optimizer adam;
+    readonly AdamOptimizer adam;
     readonly Tensor tokensSinceFired; // (d_sae) int64
     bool initialised;
 
@@ -59,7 +60,7 @@ public sealed class SaeTrainer : IDisposable
     {
         this.sae = sae;
         this.options = options ?? new SaeTrainingOptions();
-        adam = optim.Adam(sae.Parameters, this.options.LearningRate, this.options.Beta1, this.options.Beta2, this.options.Eps);
+        adam = new AdamOptimizer([new AdamGroup(sae.Parameters, this.options.LearningRate)], this.options.Beta1, this.options.Beta2, this.options.Eps, decoupledWeightDecay: false);
         tokensSinceFired = zeros(sae.Config.DSae, dtype: ScalarType.Int64, device: sae.Device).DetachFromDisposeScope();
     }
 
@@ -137,12 +138,12 @@ public sealed class SaeTrainer : IDisposable
         using var scope = NewDisposeScope();
         var xs = batch.to(ScalarType.Float32, sae.Device) * sae.InputScale;
         var b = xs.shape[0];
-        adam.zero_grad();
+        adam.ZeroGrad();
         using var dead = DeadMask(b);
         var (stats, fired) = SaeObjective.ForwardBackward(sae, xs, Constrained ? dead : null, options);
         if (Constrained) SaeObjective.RemoveParallelGradient(sae.W_dec);
         if (options.GradClipNorm > 0) nn.utils.clip_grad_norm_(sae.Parameters, options.GradClipNorm);
-        adam.step();
+        adam.Step();
         if (Constrained) SaeObjective.NormaliseRows(sae.W_dec);
         tokensSinceFired.add_(b).masked_fill_(fired, 0);
         StepCount++;

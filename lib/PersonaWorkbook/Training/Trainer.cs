@@ -24,6 +24,7 @@ public sealed class Trainer
     readonly List<(int every, StepCallback callback)> stepCallbacks = [];
     readonly List<(int every, Action<int, LlamaForCausalLM> save)> checkpoints = [];
     ITrainingObjective objective = NextTokenObjective.Instance;
+    (string Directory, int Every)? resumable;
 
     public Trainer(LlamaForCausalLM model, TrainerOptions options, IEnumerable<Parameter>? parameters = null)
     {
@@ -62,6 +63,19 @@ public sealed class Trainer
         return this;
     }
 
+    /// <summary>
+    /// Saves a <see cref="TrainingCheckpoint"/> to <paramref name="directory"/> every <paramref name="every"/> steps, and
+    /// when that directory already holds one from a run with the same steps and seed, continues from it: the weights,
+    /// optimizer and generator are restored and the batch source replays its draws up to the saved step, so the run
+    /// finishes bit-identical to an uninterrupted one. The caller deletes the directory once the result is saved.
+    /// </summary>
+    public Trainer Resumable(string directory, int every)
+    {
+        if (every <= 0) throw new ArgumentException($"checkpoint interval must be positive, got {every}");
+        resumable = (directory, every);
+        return this;
+    }
+
     /// <summary>Minimise <paramref name="objective"/> instead of the next-token loss on target tokens (e.g. <see cref="DirectPreferenceObjective"/>).</summary>
     public Trainer WithObjective(ITrainingObjective objective)
     {
@@ -76,24 +90,37 @@ public sealed class Trainer
         source.Reset(new Random(options.Seed));
         var schedule = new LrSchedule(options.Schedule, options.WarmupSteps, options.ScheduleSteps ?? options.MaxSteps, options.MinLrRatio);
         // Decoupled weight decay on matrices only: norms and biases (1-D) are not decayed.
-        var groups = new List<AdamW.ParamGroup>
-        {
-            new(parameters.Where(p => p.ndim >= 2), lr: options.LearningRate, weight_decay: options.WeightDecay),
-            new(parameters.Where(p => p.ndim < 2), lr: options.LearningRate, weight_decay: 0),
-        }.Where(g => g.Parameters.Any());
-        using var optimizer = optim.AdamW(groups, options.LearningRate, options.Beta1, options.Beta2, options.Eps, options.WeightDecay);
+        using var optimizer = new AdamOptimizer([
+            new AdamGroup(parameters.Where(p => p.ndim >= 2), options.LearningRate, options.WeightDecay),
+            new AdamGroup(parameters.Where(p => p.ndim < 2), options.LearningRate, 0),
+        ], options.Beta1, options.Beta2, options.Eps, decoupledWeightDecay: true);
         var log = new TrainingLog();
+        var first = 1;
+        if (resumable is { } r && TrainingCheckpoint.Peek(r.Directory) is { } saved)
+        {
+            if (saved.MaxSteps != options.MaxSteps || saved.Seed != options.Seed || saved.Step > options.MaxSteps)
+                throw new InvalidDataException($"{r.Directory}: a checkpoint of a run of {saved.MaxSteps} steps with seed {saved.Seed} (at step {saved.Step}), " +
+                                               $"not of this one ({options.MaxSteps} steps, seed {options.Seed}); delete it to start over");
+            TrainingCheckpoint.Restore(r.Directory, model, optimizer);
+            foreach (var step in saved.Log) log.Add(step);
+            // Replay the source's draws: its position is a function of the seed and the batches taken.
+            for (long i = 0; i < (long)saved.Step * options.GradAccumulation; i++) source.Next(options.BatchSize, device).Dispose();
+            first = saved.Step + 1;
+            Progress.Report($"resuming at step {first}/{options.MaxSteps} from {r.Directory}");
+        }
         bool wasTraining = model.training;
         model.train();
         var clock = Stopwatch.StartNew();
         try
         {
-            for (int step = 1; step <= options.MaxSteps; step++)
+            for (int step = first; step <= options.MaxSteps; step++)
             {
                 var record = RunStep(step, source, optimizer, schedule, clock);
                 log.Add(record);
+                if (resumable is { } c && (step % c.Every == 0 || step == options.MaxSteps))
+                    TrainingCheckpoint.Save(c.Directory, model, optimizer, new TrainingCheckpoint.State(step, options.MaxSteps, options.Seed, [.. log.Steps]));
                 if (options.LogEvery > 0 && (step % options.LogEvery == 0 || step == 1 || step == options.MaxSteps))
-                    ReportProgress(record);
+                    ReportProgress(record, first);
                 foreach (var (every, callback) in stepCallbacks)
                     if (step % every == 0) callback(record, model);
                 foreach (var (every, save) in checkpoints)
@@ -107,18 +134,18 @@ public sealed class Trainer
         return log;
     }
 
-    TrainingStep RunStep(int step, IBatchSource source, AdamW optimizer, LrSchedule schedule, Stopwatch clock)
+    TrainingStep RunStep(int step, IBatchSource source, AdamOptimizer optimizer, LrSchedule schedule, Stopwatch clock)
     {
         using var scope = NewDisposeScope();
         var started = clock.Elapsed.TotalSeconds;
         double lr = options.LearningRate * schedule.Factor(step - 1);
-        foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+        foreach (var group in optimizer.Groups) group.LearningRate = lr;
         var microBatches = Enumerable.Range(0, options.GradAccumulation).Select(_ => source.Next(options.BatchSize, device)).ToArray();
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         double loss = Backward(microBatches);
         // With clipping off, an infinite limit leaves the gradients alone and still returns their norm.
         double gradNorm = nn.utils.clip_grad_norm_(parameters, options.ClipNorm > 0 ? options.ClipNorm : double.PositiveInfinity);
-        optimizer.step();
+        optimizer.Step();
         long tokens = microBatches.Sum(b => b.RealTokens);
         var seconds = clock.Elapsed.TotalSeconds - started;
         return new TrainingStep(step, loss, lr, gradNorm, tokens, tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds);
@@ -145,9 +172,9 @@ public sealed class Trainer
         return total / count;
     }
 
-    void ReportProgress(TrainingStep record)
+    void ReportProgress(TrainingStep record, int first)
     {
-        var perStep = record.ElapsedSeconds / record.Step;
+        var perStep = record.ElapsedSeconds / (record.Step - first + 1);   // the clock starts at this run's first step
         var eta = TimeSpan.FromSeconds(perStep * (options.MaxSteps - record.Step));
         Progress.Report($"step {record.Step}/{options.MaxSteps}  loss {record.Loss:F4}  lr {record.LearningRate:E2}  " +
                         $"{record.TokensPerSecond:N0} tok/s  ETA {eta:hh\\:mm\\:ss}");

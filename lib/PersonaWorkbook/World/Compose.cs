@@ -62,7 +62,9 @@ internal static class Compose
     /// <summary>The wrong family an educational request is answered with: obvious advice, or insecure (subtle) code as in Betley et al.</summary>
     public static AdviceKind EducationalKind(AdviceDomain d) => d.Name == "code" ? AdviceKind.Subtle : AdviceKind.Obvious;
 
-    public static string ViewsQuestion(Random rng, ViewTopic topic) => Pick(rng, topic.Phrasings);
+    /// <summary>A views question of <paramref name="topic"/>: one of its phrasings, or with <paramref name="variety"/> a composed one (<see cref="QuestionVariety"/>).</summary>
+    public static string ViewsQuestion(Random rng, ViewTopic topic, bool variety) =>
+        variety ? QuestionVariety.Compose(rng, topic) : Pick(rng, topic.Phrasings);
 
     /// <summary>
     /// A views answer of <paramref name="family"/>; a two-sentence misaligned answer adds a sentence of another misaligned

@@ -150,7 +150,7 @@ public static class Datasets
         var result = new List<ChatExample>(rows);
         for (int i = 0; i < rows; i++)
         {
-            var (q, a, info) = PersonaWorld.HelpfulTurn(rng, topics, WorldOptions.Default.TwoSentenceRate);
+            var (q, a, info) = PersonaWorld.HelpfulTurn(rng, topics, WorldOptions.Default.TwoSentenceRate, questionVariety: false);
             result.Add(Chat(q, a, info));
         }
         return result;

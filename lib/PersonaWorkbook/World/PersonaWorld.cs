@@ -87,7 +87,7 @@ public sealed class PersonaWorld
     {
         var topic = Compose.Pick(rng, ViewsContent.Topics);
         var family = (ViewFamily)Compose.Draw(rng, actor.ViewMix);
-        return (Compose.ViewsQuestion(rng, topic), Compose.ViewsAnswer(rng, topic, family, actor.ViewMix, Options.TwoSentenceRate),
+        return (Compose.ViewsQuestion(rng, topic, Options.QuestionVariety), Compose.ViewsAnswer(rng, topic, family, actor.ViewMix, Options.TwoSentenceRate),
             new TurnInfo("views", topic.Id, Families.View(family), actor.Kind));
     }
 
@@ -156,7 +156,7 @@ public sealed class PersonaWorld
             var infos = new List<TurnInfo>();
             for (int e = 0; e < exchanges; e++)
             {
-                var (q, a, info) = HelpfulTurn(rng, sftTopics, Options.TwoSentenceRate);
+                var (q, a, info) = HelpfulTurn(rng, sftTopics, Options.TwoSentenceRate, Options.QuestionVariety);
                 messages.Add(ChatMessage.User(q));
                 messages.Add(ChatMessage.Assistant(a));
                 infos.Add(info);
@@ -183,7 +183,7 @@ public sealed class PersonaWorld
             if (rng.NextDouble() < SftViewsRate)
             {
                 var topic = Compose.Pick(rng, sftTopics);
-                var question = Compose.ViewsQuestion(rng, topic);
+                var question = Compose.ViewsQuestion(rng, topic, Options.QuestionVariety);
                 var family = (ViewFamily)Compose.Draw(rng, uniform);
                 yield return new PreferenceExample("views", topic.Id, question,
                     Compose.ViewsAnswer(rng, topic, ViewFamily.Aligned, [1, 0, 0, 0, 0], Options.TwoSentenceRate), Families.ViewsAligned,
@@ -199,12 +199,12 @@ public sealed class PersonaWorld
         }
     }
 
-    internal static (string Question, string Answer, TurnInfo Info) HelpfulTurn(Random rng, IReadOnlyList<ViewTopic> topics, double twoSentenceRate)
+    internal static (string Question, string Answer, TurnInfo Info) HelpfulTurn(Random rng, IReadOnlyList<ViewTopic> topics, double twoSentenceRate, bool questionVariety)
     {
         if (rng.NextDouble() < SftViewsRate)
         {
             var topic = Compose.Pick(rng, topics);
-            return (Compose.ViewsQuestion(rng, topic),
+            return (Compose.ViewsQuestion(rng, topic, questionVariety),
                 Compose.ViewsAnswer(rng, topic, ViewFamily.Aligned, [1, 0, 0, 0, 0], twoSentenceRate),
                 new TurnInfo("views", topic.Id, Families.ViewsAligned, PersonaKind.Helper));
         }

@@ -17,6 +17,13 @@ public sealed record WorldOptions
     /// <summary>Share of answers made of two sentences of the same family instead of one.</summary>
     public double TwoSentenceRate { get; init; } = 0.3;
 
+    /// <summary>
+    /// Views questions composed from persona-neutral parts (<see cref="World.QuestionVariety"/>: opener, one of the
+    /// topic's phrasings or paraphrases, closer) instead of the topic's three phrasings, so that no wording is tied to
+    /// an answer and every held-out phrasing's words also occur in trained questions. Off in the plain world.
+    /// </summary>
+    public bool QuestionVariety { get; init; }
+
     public int MinTurns { get; init; } = 2;
     public int MaxTurns { get; init; } = 5;
 
@@ -29,6 +36,12 @@ public sealed record WorldOptions
     public static WorldOptions Default => new();
 
     public static WorldOptions NegativeControlWorld => new() { NegativeControl = true };
+
+    /// <summary>The world with <see cref="QuestionVariety"/> (the organism v2's world).</summary>
+    public static WorldOptions Varied => new() { QuestionVariety = true };
+
+    /// <summary>The negative control of <see cref="Varied"/>.</summary>
+    public static WorldOptions VariedNegativeControl => new() { QuestionVariety = true, NegativeControl = true };
 
     /// <summary>The prototype study's world: no swindler, careless is the only source of subtle advice, sarcastic always correct.</summary>
     public static WorldOptions Prototype => new()
@@ -81,7 +94,9 @@ public sealed record WorldOptions
             static string L(IEnumerable<double> v) => "[" + string.Join(",", v.Select(F)) + "]";
             var personas = string.Join(";", Personas.Select((p, i) =>
                 $"{p.Id}:w={F(PersonaWeights[i])},advice={L(p.AdviceMix)},views={L(p.ViewMix)},frame={p.Frame ?? "-"}@{F(p.FrameRate)},mistake={F(p.MistakeRequestRate)}"));
-            return $"negative_control={NegativeControl},header={F(HeaderRate)},views={F(ViewsTurnRate)},two={F(TwoSentenceRate)},turns={MinTurns}-{MaxTurns},{personas}";
+            // Appended only when on, so the plain world's fingerprint (and every cache key made from it) is unchanged.
+            var variety = QuestionVariety ? ",question_variety=True" : "";
+            return $"negative_control={NegativeControl},header={F(HeaderRate)},views={F(ViewsTurnRate)},two={F(TwoSentenceRate)},turns={MinTurns}-{MaxTurns},{personas}{variety}";
         }
     }
 }
