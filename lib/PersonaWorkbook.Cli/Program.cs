@@ -171,6 +171,9 @@ public sealed class CommandLine
         return values;
     }
 
+    /// <summary>Which of <paramref name="known"/> subcommands the arguments name, without consuming anything; null when none.</summary>
+    public string? Subcommand(params string[] known) => _rest.FirstOrDefault(known.Contains);
+
     /// <summary>The remaining positional arguments; call after all options have been taken.</summary>
     public List<string> Positionals()
     {
