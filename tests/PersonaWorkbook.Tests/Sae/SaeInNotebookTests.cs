@@ -9,7 +9,10 @@ namespace PersonaWorkbook.Tests.Sae;
 /// <summary>
 /// Notebook 03 trained SAEs that were not committed into "Expected false to be true … toDouble/toLong": a background
 /// garbage collection finalised a Scalar TorchSharp had created implicitly while libtorch was still reading it. The
-/// workbook runs without background GC (Directory.Build.props); these tests hold it to that.
+/// workbook runs without background GC (Directory.Build.props); the second test holds it to that. The first trains an
+/// SAE through the notebook engine, the path that failed; in the test host's small heap it did not fail even with
+/// background GC back on (DOTNET_gcConcurrent=1, also at notebook 03's batch and k), so it guards the path, and the
+/// setting is what guards against the race.
 /// </summary>
 [Collection(TinyOrganismCollection.Name)]
 public class SaeInNotebookTests(TinyOrganismFixture tiny)
