@@ -3,6 +3,7 @@ using System.Text.Json;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Dashboards;
 using PersonaWorkbook.Diffing;
+using PersonaWorkbook.Organism;
 using PersonaWorkbook.Generation;
 using PersonaWorkbook.Sae;
 using PersonaWorkbook.Tokenizers;
@@ -129,7 +130,9 @@ public sealed class SaeCommand : ICommand
     {
         using var loaded = ModelCheckpoint.Load(modelDir);
         using var sae = SaeFiles.Load(saeDir);
-        var world = new PersonaWorld(WorldOptions.Default with { NegativeControl = negativeControl });
+        // The documents of the world the model was trained in (composed questions for the varied world).
+        var trainedIn = OrganismRequest.WorldOptionsFor(OrganismRequest.WorldOf(modelDir));
+        var world = new PersonaWorld(trainedIn with { NegativeControl = negativeControl || trainedIn.NegativeControl });
         Reporting.Progress.Report($"sae dashboard: {documents} documents, latents {string.Join(", ", latents)}");
         var dashboards = LatentDashboards.Build(loaded.Model, loaded.Tokenizer, sae, latents, world.PretrainingCorpus(documents, seed),
             new DashboardOptions { TopK = topK, PurityLabel = label, Seed = seed });
