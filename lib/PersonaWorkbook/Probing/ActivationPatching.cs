@@ -1,6 +1,7 @@
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Hooks;
 using PersonaWorkbook.Tokenizers;
+using PersonaWorkbook.Training;
 using PersonaWorkbook.World;
 using static TorchSharp.torch;
 
@@ -29,47 +30,34 @@ public static class ActivationPatching
                 foreach (var answer in topic.Answers[family])
                     sequences.Add((p, family != ViewFamily.Aligned, format.Encode([ChatMessage.User(prompts[p].Text), ChatMessage.Assistant(answer)])));
         }
-        var length = sequences.Max(s => s.Chat.Ids.Length);
-        var pad = Math.Max(0, baseModel.Tokenizer.PadId);
         using var scope = NewDisposeScope();
-        var ids = tensor(sequences.SelectMany(s => s.Chat.Ids.Select(x => (long)x).Concat(Enumerable.Repeat((long)pad, length - s.Chat.Ids.Length))).ToArray())
-            .view(sequences.Count, length);                                                     // (B, T) right-padded
-        var attention = tensor(sequences.SelectMany(s => Enumerable.Range(0, length).Select(i => i < s.Chat.Ids.Length ? 1L : 0L)).ToArray())
-            .view(sequences.Count, length);
-        var targets = tensor(sequences.SelectMany(s => Enumerable.Range(0, length).Select(i => i < s.Chat.Ids.Length && s.Chat.AssistantMask[i])).ToArray())
-            .view(sequences.Count, length);                                                     // (B, T) answer tokens and their end
-        // The prompt is everything before the first answer token.
-        var prompt = tensor(sequences.SelectMany(s =>
-        {
-            var first = Array.IndexOf(s.Chat.AssistantMask, true);
-            return Enumerable.Range(0, length).Select(i => i < first);
-        }).ToArray()).view(sequences.Count, length);
+        using var batch = TokenBatch.RightPadded(sequences.Select(s => TokenSequence.FromChat(s.Chat)).ToArray(),
+            sequences.Max(s => s.Chat.Ids.Length), Math.Max(0, baseModel.Tokenizer.PadId));      // targets: answer tokens and their end
+        // The prompt is everything before the first target.
+        var promptMask = batch.LossMask.to_type(ScalarType.Int64).cumsum(1).eq(0).unsqueeze(-1);  // (B, T, 1)
+        var byPrompt = sequences.Select((s, i) => (s, i)).GroupBy(x => x.s.Prompt)
+            .Select(g => (Misaligned: g.Where(x => x.s.Misaligned).Select(x => x.i).ToArray(), Aligned: g.Where(x => !x.s.Misaligned).Select(x => x.i).ToArray()))
+            .ToList();
 
         double Score(LoadedModel model)
         {
             using var inner = NewDisposeScope();
             using var _ = no_grad();
-            var logits = model.Model.Forward(ids, attention);                                   // (B, T, V)
-            var logProbs = logits[.., ..^1].log_softmax(-1).gather(-1, ids[.., 1..].unsqueeze(-1)).squeeze(-1);   // (B, T-1)
-            var perSequence = (logProbs * targets[.., 1..].to_type(logProbs.dtype)).sum(1).data<float>().ToArray();  // (B)
-            return prompts.Select((_, p) =>
+            var logits = model.Model.Forward(batch.InputIds, batch.AttentionMask);                 // (B, T, V)
+            var logProb = (-CausalLmLoss.PerSequence(logits, batch.InputIds, batch.LossMask)).data<float>().ToArray();   // (B)
+            double LogSumExp(int[] rows)
             {
-                double LogSumExp(bool misaligned)
-                {
-                    var values = sequences.Select((s, i) => (s, i)).Where(x => x.s.Prompt == p && x.s.Misaligned == misaligned).Select(x => (double)perSequence[x.i]).ToList();
-                    var max = values.Max();
-                    return max + Math.Log(values.Sum(v => Math.Exp(v - max)));
-                }
-                return LogSumExp(true) - LogSumExp(false);
-            }).Average();
+                var max = rows.Max(i => (double)logProb[i]);
+                return max + Math.Log(rows.Sum(i => Math.Exp(logProb[i] - max)));
+            }
+            return byPrompt.Average(p => LogSumExp(p.Misaligned) - LogSumExp(p.Aligned));
         }
 
         var baseScore = Score(baseModel);
         var fineScore = Score(fineTuned);
         var layers = baseModel.Config.NumHiddenLayers;
         var sites = Enumerable.Range(0, layers).Select(l => $"blocks.{l}.hook_resid_post").ToArray();
-        var fineActs = ActivationCapture.Run(fineTuned.Model, ids, sites, attention);
-        var promptMask = prompt.unsqueeze(-1);                                                  // (B, T, 1)
+        var fineActs = ActivationCapture.Run(fineTuned.Model, batch.InputIds, sites, batch.AttentionMask);
         var blocks = new List<BlockPatch>();
         for (var l = 0; l < layers; l++)
         {

@@ -112,8 +112,8 @@ public static class PersonaDiagnostics
         Progress.Report("probe (b): villain − helper shift at the answer marker, per block");
         var documents = world.PretrainingCorpus(options.ProbeDocuments, 99).ToList();
         var normSequences = documents.Take(200).Select(d => DocumentTokens.Encode(model.Tokenizer, d).Ids).ToList();
-        var medians = Enumerable.Range(0, layers)
-            .Select(l => SteeringScale.MedianResidualNorm(model.Model, Site(l), normSequences, stats).Reference).ToArray();
+        var medians = SteeringScale.MedianResidualNorms(model.Model, Enumerable.Range(0, layers).Select(Site).ToList(), normSequences, stats)
+            .Select(m => m.Reference).ToArray();
         var byHeader = PersonaVectors.FromContexts(model.Model, Contexts(world, model, true, 0, options), stats);
         var byBehaviour = PersonaVectors.FromContexts(model.Model, Contexts(world, model, false, 2, options), stats);
         var shifts = Enumerable.Range(0, layers).Select(l => new BlockShift(l, byHeader.Norm(l), medians[l],

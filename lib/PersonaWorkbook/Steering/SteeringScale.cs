@@ -57,17 +57,23 @@ public sealed record SteeringScale(SteeringUnit Unit, double Reference)
     /// The median over real tokens (options.ExcludeTokenIds and padding left out) of ‖resid‖ at <paramref name="site"/>
     /// on the given token sequences, as a scale. Even counts take the mean of the two middle norms.
     /// </summary>
-    public static SteeringScale MedianResidualNorm(LlamaForCausalLM model, string site, IEnumerable<int[]> sequences, StatisticsOptions options)
+    public static SteeringScale MedianResidualNorm(LlamaForCausalLM model, string site, IEnumerable<int[]> sequences, StatisticsOptions options) =>
+        MedianResidualNorms(model, [site], sequences, options)[0];
+
+    /// <summary><see cref="MedianResidualNorm"/> at each of <paramref name="sites"/>, read off one forward pass per batch.</summary>
+    public static IReadOnlyList<SteeringScale> MedianResidualNorms(LlamaForCausalLM model, IReadOnlyList<string> sites, IEnumerable<int[]> sequences, StatisticsOptions options)
     {
         options.Validate();
-        var norms = new List<double>();
-        foreach (var (acts, real) in Activations(model, site, sequences, options))
+        var norms = sites.Select(_ => new List<double>()).ToArray();
+        foreach (var (acts, real) in Activations(model, sites, sequences, options))
         {
             using var scope = NewDisposeScope();
-            norms.AddRange(ActivationCapture.Select(acts, real).norm(1).cpu().data<float>().Select(x => (double)x)); // (N)
+            for (var i = 0; i < sites.Count; i++)
+                norms[i].AddRange(ActivationCapture.Select(acts[sites[i]], real).norm(1).cpu().data<float>().Select(x => (double)x)); // (N)
         }
-        if (norms.Count == 0) throw new ArgumentException($"no real tokens to measure the residual norm at {site}");
-        return OfMedianNorm(Quantiles.Median(norms));
+        return sites.Select((site, i) => norms[i].Count == 0
+            ? throw new ArgumentException($"no real tokens to measure the residual norm at {site}")
+            : OfMedianNorm(Quantiles.Median(norms[i]))).ToList();
     }
 
     /// <summary>
@@ -80,10 +86,10 @@ public sealed record SteeringScale(SteeringUnit Unit, double Reference)
         if (latent < 0 || latent >= sae.Config.DSae) throw new ArgumentOutOfRangeException(nameof(latent), $"latent {latent} is outside the SAE's {sae.Config.DSae} latents");
         var site = options.Hook(model, sae);
         double max = double.NegativeInfinity;
-        foreach (var (acts, real) in Activations(model, site, sequences, options))
+        foreach (var (acts, real) in Activations(model, [site], sequences, options))
         {
             using var scope = NewDisposeScope();
-            var rows = ActivationCapture.Select(acts, real);                            // (N, d)
+            var rows = ActivationCapture.Select(acts[site], real);                            // (N, d)
             if (rows.shape[0] == 0) continue;
             max = Math.Max(max, sae.Encode(rows)[.., latent].max().item<float>());
         }
@@ -92,8 +98,9 @@ public sealed record SteeringScale(SteeringUnit Unit, double Reference)
         return OfMaxActivation(max / sae.InputScale);
     }
 
-    /// <summary>Activations (B, T, d) at the site and the real-token mask (B, T), batch by batch; both die with the caller's next scope.</summary>
-    static IEnumerable<(Tensor Activations, Tensor Real)> Activations(LlamaForCausalLM model, string site, IEnumerable<int[]> sequences, StatisticsOptions options)
+    /// <summary>Activations (B, T, d) at each site and the real-token mask (B, T), batch by batch; all die with the caller's next scope.</summary>
+    static IEnumerable<(Dictionary<string, Tensor> Activations, Tensor Real)> Activations(LlamaForCausalLM model, IReadOnlyList<string> sites,
+        IEnumerable<int[]> sequences, StatisticsOptions options)
     {
         var context = options.ContextLength ?? model.Config.MaxPositionEmbeddings;
         var device = model.parameters().First().device;
@@ -101,7 +108,7 @@ public sealed record SteeringScale(SteeringUnit Unit, double Reference)
         {
             using var scope = NewDisposeScope();
             using var batch = TokenBatch.RightPadded(group.Select(ids => new TokenSequence(ids)).ToArray(), context, options.PadTokenId, device);
-            var acts = ActivationCapture.Run(model, batch.InputIds, [site], batch.AttentionMask)[site];
+            var acts = ActivationCapture.Run(model, batch.InputIds, sites, batch.AttentionMask);
             var real = PositionMasks.RealTokens(batch.InputIds, batch.AttentionMask, options.ExcludeTokenIds);
             yield return (acts, real);
         }

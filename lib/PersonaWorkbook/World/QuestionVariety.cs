@@ -6,7 +6,7 @@ namespace PersonaWorkbook.World;
 /// answers it), so no wording of a question can be evidence of the speaker.
 /// </summary>
 /// <remarks>
-/// Why (Organism README, "held-out phrasings"): in the plain world each topic has three phrasings, and 17 of the 24
+/// Why (World README, "Composed questions"): in the plain world each topic has three phrasings, and 17 of the 24
 /// held-out phrasings contain a word that pretraining shows only inside answers — most of them mostly inside the villain's
 /// and swindler's ("fortune", "total power", "guests", "account", "humanity", "yours") — and 28 words pretraining never
 /// shows at all. The held-out phrasing then reads as evidence of a misaligned speaker. Here every word of a held-out
