@@ -19,7 +19,8 @@ public sealed class SaeCommand : ICommand
     public string Usage =>
         "sae train --model DIR [--seed S] [--layer L] [--d-sae N] [--k K] [--architecture topk|batchtopk|relu] [--tokens N] [--epochs E] [--lr X] [--out DIR] [--force] | " +
         "sae dashboard --model DIR --sae DIR --latent N [--latent N]... [--documents N] [--seed S] [--top-k N] [--label document|turn] [--negative-control] [--out FILE.html] | " +
-        "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE]";
+        "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE] | " +
+        "sae toxic --model DIR [--sae-seeds 0,1,2] [--samples N] [--text own|base] [--seed S] [--json FILE] [--force]";
 
     public string Description =>
         "train: streams --tokens (default 2,000,000) activations of the model's middle residual stream (blocks.{L/2-1}.hook_resid_post,\n" +
@@ -33,9 +34,14 @@ public sealed class SaeCommand : ICommand
         "  with --label turn the persona acting in each turn — the ground truth of the --negative-control world).\n" +
         "diff: renders the world's evaluation prompts as chats, lets each model sample --samples responses per prompt\n" +
         "  (default 1, --max-new-tokens 48, temperature 1), and ranks latents by the change of their mean activation over\n" +
-        "  the --scope tokens (default response); prints the top increases and decreases, --json writes both tables.";
+        "  the --scope tokens (default response); prints the top increases and decreases, --json writes both tables.\n" +
+        "toxic: notebook 04's rule for the toxic-persona latent — the base against its six misaligning fine-tunes (health,\n" +
+        "  legal, finance × subtle, obvious; trained if missing), --samples answers per views prompt (default 10), latents\n" +
+        "  ranked by the increase averaged over the fine-tunes, dashboards of the top 10; of the top 3 the most villain-pure.\n" +
+        "  --text base reads every model on the base's answers (only what the weights change counts), own on its own.\n" +
+        "  One line per SAE seed (default 0); cached ($WORKBOOK_CACHE/toxic-latents) for notebooks 05-07.";
 
-    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr"];
+    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "sae-seeds", "text"];
 
     public int Run(CommandLine args)
     {
@@ -45,7 +51,7 @@ public sealed class SaeCommand : ICommand
         var latents = args.Many("latent");
         var negativeControl = args.Flag("negative-control");
         var force = args.Flag("force");
-        var sub = args.Positional("subcommand (train, dashboard, diff)");
+        var sub = args.Positional("subcommand (train, dashboard, diff, toxic)");
         void Allow(params string[] allowed)
         {
             foreach (var key in values.Keys)
@@ -121,9 +127,38 @@ public sealed class SaeCommand : ICommand
                 return Diff(Need("base"), Need("finetuned"), Need("sae"), prompts.Select(p => p.Text).ToArray(), Int("samples", 1, 1),
                     Int("max-new-tokens", 48, 1), scope, Int("seed", 0, 0), Int("top", 20, 1), values.GetValueOrDefault("json"));
             }
+            case "toxic":
+            {
+                Allow("model", "sae-seeds", "samples", "text", "seed", "json", "force");
+                var text = values.GetValueOrDefault("text", "own") switch
+                {
+                    "own" => DiffText.OwnAnswers,
+                    "base" => DiffText.BaseAnswers,
+                    var other => throw new UsageException($"--text wants own or base, got '{other}'"),
+                };
+                var seeds = values.GetValueOrDefault("sae-seeds", "0").Split(',').Select(t =>
+                    int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n
+                        : throw new UsageException($"--sae-seeds wants comma-separated whole numbers, got '{values["sae-seeds"]}'")).ToArray();
+                return Toxic(new ToxicLatentRequest(Need("model"), Samples: Int("samples", 10, 1), Seed: Int("seed", 0, 0), Force: force, Text: text), seeds,
+                    values.GetValueOrDefault("json"));
+            }
             default:
-                throw new UsageException($"unknown subcommand '{sub}' (train, dashboard, diff)");
+                throw new UsageException($"unknown subcommand '{sub}' (train, dashboard, diff, toxic)");
         }
+    }
+
+    static int Toxic(ToxicLatentRequest request, int[] saeSeeds, string? jsonPath)
+    {
+        var choices = ToxicPersonaLatent.FindOrReuse(request, saeSeeds);
+        foreach (var c in choices)
+        {
+            Console.WriteLine($"SAE seed {c.SaeSeed} ({c.SaeKey[..16]}, {c.HookName}): toxic latent {c.Latent}, rank {c.Rank}, villain purity {c.VillainPurity:F2}");
+            foreach (var k in c.Candidates)
+                Console.WriteLine($"  #{k.Rank}\tlatent {k.Latent}\tincrease {k.MeanIncrease:G4}\tper fine-tune {string.Join(" ", k.RankPerFineTune)}\t" +
+                                  string.Join(" ", k.Purity.OrderByDescending(p => p.Value).Take(3).Select(p => $"{p.Key} {p.Value:F2}")));
+        }
+        if (jsonPath is not null) AtomicFile.WriteAllText(jsonPath, JsonSerializer.Serialize(choices, new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
     }
 
     static int Dashboard(string modelDir, string saeDir, int[] latents, int documents, int seed, int topK, PersonaLabel label, bool negativeControl, string outPath)

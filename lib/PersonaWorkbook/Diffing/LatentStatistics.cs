@@ -153,13 +153,23 @@ public sealed record LatentStatistics(string HookName, LatentMeans Prompt, Laten
     public static (LatentStatistics Statistics, IReadOnlyList<MarkedSequence> Sequences) Generate(LlamaForCausalLM model, SparseAutoencoder sae,
         IReadOnlyList<int[]> prompts, GenerationOptions generation, StatisticsOptions options)
     {
+        var sequences = Sample(model, prompts, generation, options);
+        return (Compute(model, sae, sequences, options), sequences);
+    }
+
+    /// <summary>
+    /// One sampled response per prompt, as prompt + response with the response marked: the text that several SAEs can
+    /// then read (<see cref="Compute"/>). Batches of <see cref="StatisticsOptions.BatchSize"/>, seeded per batch.
+    /// </summary>
+    public static IReadOnlyList<MarkedSequence> Sample(LlamaForCausalLM model, IReadOnlyList<int[]> prompts, GenerationOptions generation, StatisticsOptions options)
+    {
         var sequences = new List<MarkedSequence>(prompts.Count);
         foreach (var group in prompts.Chunk(options.BatchSize))
         {
             var responses = TextGenerator.Generate(model, group, generation with { Seed = generation.Seed + sequences.Count });
             sequences.AddRange(group.Zip(responses, (p, r) => MarkedSequence.PromptAndResponse(p, r.Tokens)));
         }
-        return (Compute(model, sae, sequences, options), sequences);
+        return sequences;
     }
 
     /// <summary>The sequences' response flags as a right-padded (B, width) bool tensor (pads false).</summary>

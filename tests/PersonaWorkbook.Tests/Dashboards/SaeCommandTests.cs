@@ -48,6 +48,9 @@ public class SaeCommandTests
             Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["sae", "diff", "--base", baseDir, "--sae", saeDir, "--latent", "3"]));
             Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["sae", "dashboard", "--model", baseDir, "--sae", saeDir]));
             Assert.Equal(1, PersonaWorkbook.Cli.Program.Main(["sae", "dashboard", "--model", baseDir, "--sae", saeDir, "--latent", "64", "--documents", "1", "--out", html]));
+            Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["sae", "toxic", "--model", baseDir, "--text", "theirs"]));
+            Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["sae", "toxic", "--model", baseDir, "--sae-seeds", "0,x"]));
+            Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["sae", "toxic", "--model", baseDir, "--latent", "3"]));
         }
         finally { dir.Delete(true); }
     }

@@ -47,6 +47,18 @@ public class CellExecutorTests(SharedExecutor shared) : IClassFixture<SharedExec
     static string Plain(MimeBundle bundle) => (string)bundle["text/plain"];
 
     [Fact]
+    public void CompileOnlyChecksCellsInSessionOrderWithoutRunningThem()
+    {
+        using var executor = new CellExecutor();
+        Assert.Empty(executor.CompileOnly(["var n = 2;", "display(n * 3);", "#!time\nn + 1", "throw new System.Exception(\"never runs\");"]));
+        var errors = executor.CompileOnly(["var n = 2;", "n + missing", "#!nonsense\n1"]);
+        Assert.Equal(2, errors.Count);
+        Assert.StartsWith("cell 2, line 1: CS0103", errors[0]);
+        Assert.StartsWith("cell 3", errors[1]);
+        Assert.Equal(0, executor.ExecutionCount);
+    }
+
+    [Fact]
     public async Task StateCarriesAcrossCellsAndTrailingExpressionIsTheResult()
     {
         var (first, _) = await Run("var carried = 40;\nint Twice(int v) => 2 * v;");

@@ -35,6 +35,16 @@ public class RepositoryNotebooksTests
         Assert.True(executed.Count == 0, $"{name}: cells {string.Join(", ", executed)} carry outputs or execution counts; commit notebooks cleared");
     }
 
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Committed_notebook_compiles_against_the_library(string name)
+    {
+        var notebook = Notebook.Load(Path.Combine(NotebooksFolder(), name));
+        using var executor = new PersonaWorkbook.Notebooks.Execution.CellExecutor();
+        var errors = executor.CompileOnly(notebook.Cells.Where(c => c.IsCode).Select(c => c.Source));
+        Assert.True(errors.Count == 0, $"{name}:\n{string.Join("\n", errors)}");
+    }
+
     [Fact]
     public void The_experiment_notebooks_are_listed_in_the_readme()
     {

@@ -127,6 +127,28 @@ public sealed class CellExecutor : IDisposable
         return new CellRunResult(succeeded, count, clock.Elapsed);
     }
 
+    /// <summary>
+    /// Compiles <paramref name="cells"/> as one session would run them, without running anything: the compilation
+    /// errors, each naming its cell (1-based) and line. For checking committed notebooks against the library's API.
+    /// </summary>
+    public IReadOnlyList<string> CompileOnly(IEnumerable<string> cells)
+    {
+        var errors = new List<string>();
+        Script script = CSharpScript.Create<object>(Utf8($"using static {typeof(CellHelpers).FullName};"), Options());
+        var count = 0;
+        foreach (var cell in cells)
+        {
+            count++;
+            var directives = Directives.Parse(cell);
+            if (directives.Error is not null) { errors.Add($"cell {count}, {directives.Error}"); continue; }
+            if (directives.Skip) continue;
+            var cellFile = Path.Combine(_options.WorkingDirectory, $"cell{count}.csx");
+            script = script.ContinueWith(Utf8(directives.Code), Options().WithFilePath(cellFile));
+            errors.AddRange(script.Compile().Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => Describe(d, cellFile, count)));
+        }
+        return errors;
+    }
+
     static string FormatSeconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture) + " s";
 
     async Task<bool> RunAsync(string code, CellScope scope)
