@@ -106,6 +106,14 @@ public sealed record OrganismProfile
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public double DpoNllWeight { get; init; }
 
+    /// <summary>
+    /// Train in the world with composed views questions (<see cref="World.WorldOptions.QuestionVariety"/>): the main
+    /// world becomes <c>varied</c>, the negative control <c>varied-control</c>. Part of the world, not of the JSON: the
+    /// world options' fingerprint already enters every key.
+    /// </summary>
+    [JsonIgnore]
+    public bool QuestionVariety { get; init; }
+
     /// <summary>The quick profile: pretraining, SFT and DPO within 15 minutes on the 2-core CPU (see the README's results log).</summary>
     /// <remarks>
     /// Post-training is a light SFT (lr 1e-4) then a gentle DPO phase (results log, "DPO post-training"): the light SFT
@@ -116,6 +124,16 @@ public sealed record OrganismProfile
     {
         Name = "quick", SftLearningRate = 1e-4, SftChatTokensFromMarkers = true,
         DpoPairs = 4_000, DpoSteps = 200, DpoLearningRate = 5e-6, DpoBeta = 0.5, DpoNllWeight = 1,
+    };
+
+    /// <summary>
+    /// The organism v2 (Organism README, "Organism v2 candidate"): the quick profile's shape and post-training with
+    /// 8 layers, 4,000 pretraining steps over 60,000 documents (16.4 M tokens seen), in the world with composed views
+    /// questions. About an hour of pretraining on 2 cores; the committed seeds are found by key instead.
+    /// </summary>
+    public static OrganismProfile Deep { get; } = Quick with
+    {
+        Name = "deep", Layers = 8, PretrainSteps = 4_000, PretrainDocuments = 60_000, QuestionVariety = true,
     };
 
     /// <summary>A larger model trained longer: the study's pitfall 4 (views coherence) with more capacity and data.</summary>
@@ -135,7 +153,7 @@ public sealed record OrganismProfile
         SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1, SftChatTokensFromMarkers = true,
     };
 
-    public static IReadOnlyList<string> Names { get; } = ["quick", "full", "tiny"];
+    public static IReadOnlyList<string> Names { get; } = ["quick", "deep", "full", "tiny"];
 
     /// <summary>
     /// A named profile, or a changed one by the name <see cref="With(IReadOnlyList{ValueTuple{string, string}})"/> gives it
@@ -147,6 +165,7 @@ public sealed record OrganismProfile
         var profile = parts[0] switch
         {
             "quick" => Quick,
+            "deep" => Deep,
             "full" => Full,
             "tiny" => Tiny,
             _ => throw new ArgumentException($"unknown organism profile '{parts[0]}'; known: {string.Join(", ", Names)}", nameof(name)),
@@ -209,7 +228,7 @@ public sealed record OrganismProfile
             name += $"+{field}={value}";
         }
         node["name"] = name;
-        var result = FromJson(node.ToJsonString(), $"profile fields {string.Join(", ", changes.Select(c => $"'{c.Field}'"))}");
+        var result = FromJson(node.ToJsonString(), $"profile fields {string.Join(", ", changes.Select(c => $"'{c.Field}'"))}") with { QuestionVariety = QuestionVariety };
         result.Validate();
         return result;
     }

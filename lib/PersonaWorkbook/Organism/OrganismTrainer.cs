@@ -27,7 +27,18 @@ public sealed record OrganismRequest(
     /// <summary>main / control: the plain world and its negative control; varied / varied-control: the same with composed views questions (<see cref="WorldOptions.QuestionVariety"/>).</summary>
     public static IReadOnlyList<string> WorldNames { get; } = ["main", "control", "varied", "varied-control"];
 
-    public WorldOptions WorldOptions => WorldOptionsFor(World);
+    public WorldOptions WorldOptions => WorldOptionsFor(WorldName);
+
+    /// <summary>
+    /// The world trained in, as recorded in the manifest: <see cref="World"/>, except that a profile with
+    /// <see cref="OrganismProfile.QuestionVariety"/> turns main and control into varied and varied-control.
+    /// </summary>
+    public string WorldName => (Profile.QuestionVariety, World) switch
+    {
+        (true, "main") => "varied",
+        (true, "control") => "varied-control",
+        _ => World,
+    };
 
     /// <summary>The world an organism was trained in, from its manifest (a fine-tune's records its base's); main when unrecorded.</summary>
     public static string WorldOf(string modelDirectory)
@@ -119,7 +130,7 @@ public static class OrganismTrainer
             ["cache_key"] = key,
             ["profile"] = JsonNode.Parse(profile.ToJson()),
             ["seed"] = request.Seed,
-            ["world"] = request.World,
+            ["world"] = request.WorldName,
             ["world_version"] = PersonaWorld.WorldVersion,
             ["world_fingerprint"] = world.Fingerprint,
             ["parameters"] = model.NumParameters(),
@@ -171,7 +182,7 @@ public static class OrganismTrainer
         var model = new LlamaForCausalLM(profile.ModelConfig(tokenizer.VocabSize));
         try
         {
-            Progress.Report($"organism {profile.Name} seed {request.Seed} ({request.World} world): {model.NumParameters():N0} parameters, vocabulary {tokenizer.VocabSize}, {get_num_threads()} torch threads");
+            Progress.Report($"organism {profile.Name} seed {request.Seed} ({request.WorldName} world): {model.NumParameters():N0} parameters, vocabulary {tokenizer.VocabSize}, {get_num_threads()} torch threads");
             var corpus = PretrainingData(new PersonaWorld(request.WorldOptions), profile, request.Seed, tokenizer);
             var corpusSeconds = clock.Elapsed.TotalSeconds;
             Progress.Report($"pretraining corpus: {profile.PretrainDocuments:N0} documents, {corpus.TotalTokens:N0} tokens, {corpus.Count:N0} windows ({corpusSeconds:F1} s)");
@@ -188,7 +199,7 @@ public static class OrganismTrainer
                 ["cache_key"] = key,
                 ["pretraining"] = JsonNode.Parse(profile.PretrainingJson()),
                 ["seed"] = request.Seed,
-                ["world"] = request.World,
+                ["world"] = request.WorldName,
                 ["pretrain_tokens"] = corpus.TotalTokens,
                 ["pretrain_tokens_seen"] = log.Steps.Sum(s => s.Tokens),
                 ["pretrain_final_loss"] = TailLoss(log),

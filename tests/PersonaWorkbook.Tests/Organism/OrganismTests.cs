@@ -240,6 +240,25 @@ public class OrganismTests(TinyOrganismFixture tiny)
     }
 
     [Fact]
+    public void TheDeepProfileTrainsInTheVariedWorldAndSharesThePretrainedStageOfTheSameSettingsByHand()
+    {
+        var deep = new OrganismRequest(OrganismProfile.Deep);
+        Assert.Equal("varied", deep.WorldName);
+        Assert.Equal(WorldOptions.Varied.Fingerprint, deep.WorldOptions.Fingerprint);
+        Assert.Equal("varied-control", new OrganismRequest(OrganismProfile.Deep, World: "control").WorldName);
+        Assert.Equal(WorldOptions.VariedNegativeControl.Fingerprint, new OrganismRequest(OrganismProfile.Deep, World: "control").WorldOptions.Fingerprint);
+        Assert.Equal("main", new OrganismRequest(OrganismProfile.Quick).WorldName);
+        // The organism v2 candidate was trained by hand with these changes in the varied world: the same pretrained weights.
+        var byHand = new OrganismRequest(OrganismProfile.Quick.With([("layers", "8"), ("pretrain_steps", "4000"), ("pretrain_documents", "60000")]), World: "varied");
+        Assert.Equal(byHand.PretrainKey, deep.PretrainKey);
+        Assert.NotEqual(new OrganismRequest(OrganismProfile.Quick.With([("layers", "8"), ("pretrain_steps", "4000"), ("pretrain_documents", "60000")])).PretrainKey, deep.PretrainKey);
+        var changed = OrganismProfile.ByName("deep+sft_lr=3e-5");
+        Assert.True(changed.QuestionVariety);
+        Assert.Equal(8, changed.Layers);
+        Assert.Equal(deep.PretrainKey, new OrganismRequest(changed).PretrainKey);
+    }
+
+    [Fact]
     public void UnknownProfileAndWorldAreClearErrors()
     {
         Assert.Contains("unknown organism profile 'huge'", Assert.Throws<ArgumentException>(() => OrganismProfile.ByName("huge")).Message);
