@@ -52,9 +52,22 @@ public static class Program
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or InvalidOperationException or FormatException)
         {
-            Console.Error.WriteLine($"workbook {command.Name}: {e.Message}");
+            Console.Error.WriteLine($"workbook {command.Name}: {ForUsers(e)}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// The message without what .NET adds for programmers: an argument exception's "(Parameter 'name')" names a C#
+    /// parameter the user never sees, and "Actual value was …" repeats what the message already says.
+    /// </summary>
+    public static string ForUsers(Exception e)
+    {
+        if (e is not ArgumentException { ParamName: { } param } argument) return e.Message;
+        var message = argument.Message.Replace($" (Parameter '{param}')", "");
+        if (argument is ArgumentOutOfRangeException { ActualValue: { } actual })
+            message = message.Replace($"{Environment.NewLine}Actual value was {actual}.", "");
+        return message.TrimEnd();
     }
 
     /// <summary>The alternative forms of a usage line: split at " | " outside brackets ("[--user | --prefix DIR]" stays whole).</summary>

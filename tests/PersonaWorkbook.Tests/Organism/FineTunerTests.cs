@@ -83,6 +83,14 @@ public class FineTunerTests(TinyOrganismFixture tiny)
         Assert.Contains("not a checkpoint directory", notCheckpoint.Message);
         var dataset = Assert.Throws<ArgumentException>(() => FineTuner.FinetuneOrReuse(Request(dir, "x", 1) with { Dataset = "health_wrongish" }));
         Assert.Contains("unknown dataset 'health_wrongish'", dataset.Message);
+        // What the CLI prints: the list of known datasets, without .NET's "(Parameter 'name')".
+        var printed = PersonaWorkbook.Cli.Program.ForUsers(dataset);
+        Assert.StartsWith("unknown dataset 'health_wrongish'; known: ", printed);
+        Assert.DoesNotContain("Parameter", printed);
+        Assert.EndsWith(PersonaWorkbook.World.Datasets.Names[^1], printed);
+        var range = new ArgumentOutOfRangeException("latents", 64, "latent 64 is not in 0..63");
+        Assert.Equal("latent 64 is not in 0..63", PersonaWorkbook.Cli.Program.ForUsers(range));
+        Assert.Equal("plain", PersonaWorkbook.Cli.Program.ForUsers(new InvalidDataException("plain")));
         Assert.Throws<ArgumentException>(() => FineTuner.FinetuneOrReuse(Request(dir, "x", -1)));
         Assert.Equal(1, PersonaWorkbook.Cli.Program.Main(["finetune", "--base", dir.File("nowhere"), "--dataset", "health_correct", "--out", dir.File("o")]));
         Assert.Equal(2, PersonaWorkbook.Cli.Program.Main(["finetune", "--dataset", "health_correct"]));
