@@ -4,9 +4,77 @@ using PersonaWorkbook.Statistics;
 
 namespace PersonaWorkbook.Reporting;
 
+/// <summary>The replicates (seeds) of one bar of a grouped rate chart: a series (the bar's colour) at a key (its group).</summary>
+public sealed record RateGroup(string Series, string Key, IReadOnlyList<RateEstimate> Replicates)
+{
+    /// <summary>
+    /// The bar: the replicates' mean with a bootstrap 95 % interval over replicates; a single replicate keeps its own
+    /// interval (over its answers).
+    /// </summary>
+    public RateEstimate Bar()
+    {
+        if (Replicates.Count == 0) throw new ArgumentException($"bar '{Series}' at '{Key}' has no replicates");
+        if (Replicates.Count == 1) return Replicates[0];
+        var mean = Bootstrap.MeanInterval(Replicates.Select(r => r.Rate).ToArray(), seed: 0);
+        return new RateEstimate(mean.Mean, mean.CiLow, mean.CiHigh, Replicates.Sum(r => r.N));
+    }
+}
+
 /// <summary>Plotly charts of rates with their confidence intervals, in percent.</summary>
 public static class RateCharts
 {
+    /// <summary>
+    /// Grouped columns, one colour per series and one group per key (in first-seen order), each bar the mean of its
+    /// replicates with its 95 % interval as error bars (<see cref="RateGroup.Bar"/>), and every replicate drawn as a
+    /// point over its own bar (Plotly's scattermode "group" with the bar's offsetgroup).
+    /// </summary>
+    public static GenericChart GroupedColumns(IEnumerable<RateGroup> groups, string yTitle, string xTitle)
+    {
+        var all = groups.ToList();
+        if (all.Count == 0) throw new ArgumentException("no bars to draw");
+        var charts = new List<GenericChart>();
+        foreach (var series in all.Select(g => g.Series).Distinct())
+        {
+            var of = all.Where(g => g.Series == series).ToList();
+            var bars = of.Select(g => g.Bar()).ToList();
+            var column = Columns(series, of.Select(g => g.Key), bars);
+            charts.Add(GenericChart.mapTrace(FSharpFunc<Trace, Trace>.FromConverter(t => Grouped(t, series)), column));
+            var points = new Trace("scatter");
+            points.SetProperty("mode", "markers");
+            points.SetProperty("name", $"{series} (each replicate)");
+            points.SetProperty("x", of.SelectMany(g => g.Replicates.Select(_ => g.Key)).ToArray());
+            points.SetProperty("y", of.SelectMany(g => g.Replicates.Select(r => 100 * r.Rate)).ToArray());
+            points.SetProperty("showlegend", false);
+            var marker = new DynamicObj.DynamicObj();
+            marker.SetProperty("color", "rgba(0,0,0,0.6)");
+            marker.SetProperty("size", 6);
+            points.SetProperty("marker", marker);
+            charts.Add(GenericChart.ofTraceObject(true, Grouped(points, series)));
+        }
+        var layout = new Layout();
+        layout.SetProperty("barmode", "group");
+        layout.SetProperty("scattermode", "group");
+        layout.SetProperty("yaxis", Axis(yTitle));
+        layout.SetProperty("xaxis", Axis(xTitle));
+        return GenericChart.addLayout(layout, Plotly.NET.CSharp.Chart.Combine(charts));
+    }
+
+    static Trace Grouped(Trace trace, string series)
+    {
+        trace.SetProperty("offsetgroup", series);
+        trace.SetProperty("legendgroup", series);
+        return trace;
+    }
+
+    static DynamicObj.DynamicObj Axis(string title)
+    {
+        var text = new DynamicObj.DynamicObj();
+        text.SetProperty("text", title);
+        var axis = new DynamicObj.DynamicObj();
+        axis.SetProperty("title", text);
+        return axis;
+    }
+
     /// <summary>
     /// One column trace named <paramref name="name"/>: a bar per key at 100 × rate, with the 95 % interval as asymmetric
     /// error bars (Plotly.NET.CSharp has no error-bar argument, and its F# one takes F# options).

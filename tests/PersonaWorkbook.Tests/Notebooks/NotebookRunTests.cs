@@ -243,7 +243,13 @@ public class WorkbookCliTests
         Assert.Contains("bars.png", stdout);
         var png = File.ReadAllBytes(Path.Combine(outDirectory, "bars.png"));
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
-        Assert.True(png.Length > 10_000, $"PNG of {png.Length} bytes looks blank");
+        // The bars are drawn in Plotly's first colour (#636efa), not a blank page with a title.
+        var barPixels = PngPixels.Count(png, 0x63, 0x6e, 0xfa);
+        Assert.True(barPixels > 10_000, $"only {barPixels} pixels of the bars' colour: the chart looks blank");
+        // The PNG's page hides Plotly's toolbar and is not left behind; the interactive page keeps it.
+        Assert.Equal(["bars.html", "bars.png"], Directory.GetFiles(outDirectory).Select(Path.GetFileName).Order());
+        Assert.DoesNotContain(".modebar-container { display: none", html);
+        Assert.Contains(".modebar-container { display: none !important; }", HtmlReport.Page("t", "<p>x</p>", forImage: true));
     }
 
     [Fact]

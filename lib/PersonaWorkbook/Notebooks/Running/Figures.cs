@@ -69,7 +69,13 @@ public static class Figures
         var png = Path.Combine(outDirectory, id + ".png");
         var chromium = Chromium.Find();
         if (chromium is null) return new FigureOutput(id, html, null, "chromium is not installed", run);
-        await Chromium.ScreenshotAsync(chromium, html, png, width, height, cancellationToken);
+        var forImage = Path.Combine(outDirectory, $".{id}.{Guid.NewGuid():N}.png.html");
+        try
+        {
+            AtomicFile.WriteAllText(forImage, HtmlReport.Page($"{id} ({Path.GetFileName(notebookPath)})", body.ToString(), forImage: true));
+            await Chromium.ScreenshotAsync(chromium, forImage, png, width, height, cancellationToken);
+        }
+        finally { File.Delete(forImage); }
         return new FigureOutput(id, html, png, null, run);
     }
 

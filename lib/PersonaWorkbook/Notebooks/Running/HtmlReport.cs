@@ -33,17 +33,21 @@ public static class HtmlReport
         return Page(title, body.ToString());
     }
 
-    /// <summary>A page around <paramref name="body"/>, with plotly.js inlined when the body draws charts.</summary>
-    public static string Page(string title, string body)
+    /// <summary>
+    /// A page around <paramref name="body"/>, with plotly.js inlined when the body draws charts. <paramref name="forImage"/>
+    /// hides Plotly's toolbar (zoom, pan, download icons), which means nothing in a PNG.
+    /// </summary>
+    public static string Page(string title, string body, bool forImage = false)
     {
         var plotly = body.Contains("class=\"workbook-plotly\"", StringComparison.Ordinal) ? PlotlyHtml.LibraryScript() : "";
+        var style = forImage ? Style + "\n.modebar-container { display: none !important; }" : Style;
         return $"""
             <!DOCTYPE html>
             <html lang="en">
             <head>
             <meta charset="utf-8">
             <title>{WebUtility.HtmlEncode(title)}</title>
-            <style>{Style}</style>
+            <style>{style}</style>
             {plotly}</head>
             <body>
             <h1 class="title">{WebUtility.HtmlEncode(title)}</h1>
