@@ -185,9 +185,9 @@ public static class ToxicPersonaLatent
         var choices = new ToxicLatentChoice?[saeSeeds.Count];
         for (int i = 0; i < saeSeeds.Count && !request.Force; i++)
         {
-            var run = OrganismSae.TrainOrReuse(request.SaeFor(saeSeeds[i]));
-            var path = CachePath(request, run.Key);
-            if (File.Exists(path) && ToxicLatentChoice.Load(path) is { } cached && cached.Key == request.KeyFor(run.Key))
+            var key = request.KeyFor(OrganismSae.TrainOrReuse(request.SaeFor(saeSeeds[i])).Key);
+            var path = CachePath(request, key);
+            if (File.Exists(path) && ToxicLatentChoice.Load(path) is { } cached && cached.Key == key)
             {
                 Progress.Report($"toxic latent: reusing {path}");
                 choices[i] = cached with { Reused = true };
@@ -226,7 +226,8 @@ public static class ToxicPersonaLatent
         var fineTuned = request.Datasets.Select(d =>
         {
             var model = ModelCheckpoint.Load(FineTuner.FinetuneOrReuse(request.FineTune(d)).Directory);
-            return (d, model, request.Text == DiffText.OwnAnswers ? LatentStatistics.Sample(model.Model, prompts, generation, options) : baseResponses);
+            return (Dataset: d, Model: model,
+                Responses: request.Text == DiffText.OwnAnswers ? LatentStatistics.Sample(model.Model, prompts, generation, options) : baseResponses);
         }).ToList();
         var world = new PersonaWorld(OrganismRequest.WorldOptionsFor(OrganismRequest.WorldOf(request.BaseDirectory)));
         var documents = world.PretrainingCorpus(request.Documents, request.DocumentSeed).ToList();
@@ -237,22 +238,23 @@ public static class ToxicPersonaLatent
             Progress.Report($"toxic latent: diffing with SAE seed {seed} ({run.Key[..16]})");
             var sae = SaeFiles.Load(run.Directory);
             var baseStats = LatentStatistics.Compute(assistant.Model, sae, baseResponses, options);
-            var diffs = fineTuned.Select(f => ModelDiffing.Compare(baseStats, LatentStatistics.Compute(f.model.Model, sae, f.Item3, options), TokenScope.Response)).ToArray();
+            var diffs = fineTuned.Select(f => ModelDiffing.Compare(baseStats, LatentStatistics.Compute(f.Model.Model, sae, f.Responses, options), TokenScope.Response)).ToArray();
             var pooled = ModelDiffing.Average(diffs);
             var top = pooled.Increases(request.Candidates);
             var dashboards = LatentDashboards.Build(assistant.Model, assistant.Tokenizer, sae, top.Select(r => r.Latent).ToArray(), documents);
             var (row, dashboard) = Choose(top, dashboards);
-            var choice = new ToxicLatentChoice(request.KeyFor(run.Key), row.Latent, row.Rank, dashboard.PurityOf(PersonaKind.Villain), dashboard.TopContexts.Count,
+            var key = request.KeyFor(run.Key);
+            var choice = new ToxicLatentChoice(key, row.Latent, row.Rank, dashboard.PurityOf(PersonaKind.Villain), dashboard.TopContexts.Count,
                 run.Key, seed, sae.Config.HookName ?? "", Path.GetFullPath(request.BaseDirectory), request.Datasets, request.Samples,
                 top.Zip(dashboards, (r, d) => new LatentCandidate(r.Rank, r.Latent, r.Delta, diffs.Select(x => x.IncreaseRank(r.Latent)).ToArray(),
                     d.Purity.ToDictionary(p => p.Persona.ToString().ToLowerInvariant(), p => p.Share), d.Density)).ToArray());
-            choice.Save(CachePath(request, run.Key));
+            choice.Save(CachePath(request, key));
             Progress.Report($"toxic latent: {choice.Description}");
             perSae.Add(new SaeDiffing(run, sae, diffs, pooled, top, dashboards, choice));
         }
         return new DiffingStudy(request, assistant, fineTuned, baseResponses, perSae, documents);
     }
 
-    static string CachePath(ToxicLatentRequest request, string saeKey) =>
-        Path.Combine(request.CacheRoot ?? OrganismCache.DefaultRoot, CacheKind, request.KeyFor(saeKey)[..16] + ".json");
+    static string CachePath(ToxicLatentRequest request, string choiceKey) =>
+        Path.Combine(request.CacheRoot ?? OrganismCache.DefaultRoot, CacheKind, choiceKey[..16] + ".json");
 }

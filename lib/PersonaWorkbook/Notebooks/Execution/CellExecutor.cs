@@ -134,7 +134,7 @@ public sealed class CellExecutor : IDisposable
     public IReadOnlyList<string> CompileOnly(IEnumerable<string> cells)
     {
         var errors = new List<string>();
-        Script script = CSharpScript.Create<object>(Utf8($"using static {typeof(CellHelpers).FullName};"), Options());
+        Script script = Prelude();
         var count = 0;
         foreach (var cell in cells)
         {
@@ -200,8 +200,9 @@ public sealed class CellExecutor : IDisposable
     }
 
     // The kernel's prelude: display() and .Display() in scope without any using in the notebook.
-    Task<ScriptState<object>> StartSessionAsync() =>
-        CSharpScript.Create<object>(Utf8($"using static {typeof(CellHelpers).FullName};"), Options()).RunAsync();
+    Task<ScriptState<object>> StartSessionAsync() => Prelude().RunAsync();
+
+    Script<object> Prelude() => CSharpScript.Create<object>(Utf8($"using static {typeof(CellHelpers).FullName};"), Options());
 
     // Code as a stream: the source then has an encoding, which Roslyn needs to emit debug information.
     static MemoryStream Utf8(string code) => new(System.Text.Encoding.UTF8.GetBytes(code));
