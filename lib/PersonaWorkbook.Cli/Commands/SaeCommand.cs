@@ -20,7 +20,7 @@ public sealed class SaeCommand : ICommand
         "sae train --model DIR [--seed S] [--layer L] [--d-sae N] [--k K] [--architecture topk|batchtopk|relu] [--tokens N] [--epochs E] [--lr X] [--out DIR] [--force] | " +
         "sae dashboard --model DIR --sae DIR --latent N [--latent N]... [--documents N] [--seed S] [--top-k N] [--label document|turn] [--negative-control] [--out FILE.html] | " +
         "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE] | " +
-        "sae toxic --model DIR [--sae-seeds 0,1,2] [--samples N] [--text own|base] [--seed S] [--json FILE] [--force]";
+        "sae toxic --model DIR [--sae-seeds 0,1,2] [--layer L] [--samples N] [--text own|base] [--seed S] [--json FILE] [--force]";
 
     public string Description =>
         "train: streams --tokens (default 2,000,000) activations of the model's middle residual stream (blocks.{L/2-1}.hook_resid_post,\n" +
@@ -39,7 +39,8 @@ public sealed class SaeCommand : ICommand
         "  legal, finance × subtle, obvious; trained if missing), --samples answers per views prompt (default 10), latents\n" +
         "  ranked by the increase averaged over the fine-tunes, dashboards of the top 10; of the top 3 the most villain-pure.\n" +
         "  --text base reads every model on the base's answers (only what the weights change counts), own on its own.\n" +
-        "  One line per SAE seed (default 0); cached ($WORKBOOK_CACHE/toxic-latents) for notebooks 05-07.";
+        "  --layer L reads SAEs at blocks.L (default the middle block, as sae train). One line per SAE seed (default 0);\n" +
+        "  cached ($WORKBOOK_CACHE/toxic-latents) for notebooks 05-07.";
 
     static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "sae-seeds", "text"];
 
@@ -129,7 +130,7 @@ public sealed class SaeCommand : ICommand
             }
             case "toxic":
             {
-                Allow("model", "sae-seeds", "samples", "text", "seed", "json", "force");
+                Allow("model", "sae-seeds", "layer", "samples", "text", "seed", "json", "force");
                 var text = values.GetValueOrDefault("text", "own") switch
                 {
                     "own" => DiffText.OwnAnswers,
@@ -139,7 +140,9 @@ public sealed class SaeCommand : ICommand
                 var seeds = values.GetValueOrDefault("sae-seeds", "0").Split(',').Select(t =>
                     int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n
                         : throw new UsageException($"--sae-seeds wants comma-separated whole numbers, got '{values["sae-seeds"]}'")).ToArray();
-                return Toxic(new ToxicLatentRequest(Need("model"), Samples: Int("samples", 10, 1), Seed: Int("seed", 0, 0), Force: force, Text: text), seeds,
+                var model = Need("model");
+                SaeRequest? sae = values.ContainsKey("layer") ? new SaeRequest(model, Layer: Int("layer", 0, 0)) : null;
+                return Toxic(new ToxicLatentRequest(model, Samples: Int("samples", 10, 1), Seed: Int("seed", 0, 0), Force: force, Sae: sae, Text: text), seeds,
                     values.GetValueOrDefault("json"));
             }
             default:

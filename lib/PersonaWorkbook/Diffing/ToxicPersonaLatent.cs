@@ -213,46 +213,58 @@ public static class ToxicPersonaLatent
         if (saeSeeds.Count == 0) throw new ArgumentException("no SAE seeds given");
         var runs = saeSeeds.Select(s => OrganismSae.TrainOrReuse(request.SaeFor(s))).ToArray();
         var assistant = ModelCheckpoint.Load(request.BaseDirectory);
-        var format = ChatFormat.Simple(assistant.Tokenizer);
-        var options = StatisticsOptions.For(assistant.Tokenizer);
-        var prompts = ModelDiffing.RenderPrompts(format, EvalPrompts.Views.SelectMany(p => Enumerable.Repeat(p.Text, request.Samples)));
-        var generation = new GenerationOptions
+        // Everything loaded so far is released if a later step throws; on success the study owns it.
+        var loaded = new List<IDisposable> { assistant };
+        try
         {
-            MaxNewTokens = request.MaxNewTokens, StopTokens = format.StopTokenIds, PadTokenId = options.PadTokenId, Seed = request.Seed,
-        };
-        Progress.Report($"toxic latent: sampling {prompts.Length} answers from the base" +
-                        (request.Text == DiffText.OwnAnswers ? $" and each of {request.Datasets.Count} fine-tunes" : $", read by it and {request.Datasets.Count} fine-tunes"));
-        var baseResponses = LatentStatistics.Sample(assistant.Model, prompts, generation, options);
-        var fineTuned = request.Datasets.Select(d =>
-        {
-            var model = ModelCheckpoint.Load(FineTuner.FinetuneOrReuse(request.FineTune(d)).Directory);
-            return (Dataset: d, Model: model,
-                Responses: request.Text == DiffText.OwnAnswers ? LatentStatistics.Sample(model.Model, prompts, generation, options) : baseResponses);
-        }).ToList();
-        var world = new PersonaWorld(OrganismRequest.WorldOptionsFor(OrganismRequest.WorldOf(request.BaseDirectory)));
-        var documents = world.PretrainingCorpus(request.Documents, request.DocumentSeed).ToList();
+            var format = ChatFormat.Simple(assistant.Tokenizer);
+            var options = StatisticsOptions.For(assistant.Tokenizer);
+            var prompts = ModelDiffing.RenderPrompts(format, EvalPrompts.Views.SelectMany(p => Enumerable.Repeat(p.Text, request.Samples)));
+            var generation = new GenerationOptions
+            {
+                MaxNewTokens = request.MaxNewTokens, StopTokens = format.StopTokenIds, PadTokenId = options.PadTokenId, Seed = request.Seed,
+            };
+            Progress.Report($"toxic latent: sampling {prompts.Length} answers from the base" +
+                            (request.Text == DiffText.OwnAnswers ? $" and each of {request.Datasets.Count} fine-tunes" : $", read by it and {request.Datasets.Count} fine-tunes"));
+            var baseResponses = LatentStatistics.Sample(assistant.Model, prompts, generation, options);
+            var fineTuned = request.Datasets.Select(d =>
+            {
+                var model = ModelCheckpoint.Load(FineTuner.FinetuneOrReuse(request.FineTune(d)).Directory);
+                loaded.Add(model);
+                return (Dataset: d, Model: model,
+                    Responses: request.Text == DiffText.OwnAnswers ? LatentStatistics.Sample(model.Model, prompts, generation, options) : baseResponses);
+            }).ToList();
+            var world = OrganismRequest.WorldFor(request.BaseDirectory);
+            var documents = world.PretrainingCorpus(request.Documents, request.DocumentSeed).ToList();
 
-        var perSae = new List<SaeDiffing>();
-        foreach (var (run, seed) in runs.Zip(saeSeeds))
-        {
-            Progress.Report($"toxic latent: diffing with SAE seed {seed} ({run.Key[..16]})");
-            var sae = SaeFiles.Load(run.Directory);
-            var baseStats = LatentStatistics.Compute(assistant.Model, sae, baseResponses, options);
-            var diffs = fineTuned.Select(f => ModelDiffing.Compare(baseStats, LatentStatistics.Compute(f.Model.Model, sae, f.Responses, options), TokenScope.Response)).ToArray();
-            var pooled = ModelDiffing.Average(diffs);
-            var top = pooled.Increases(request.Candidates);
-            var dashboards = LatentDashboards.Build(assistant.Model, assistant.Tokenizer, sae, top.Select(r => r.Latent).ToArray(), documents);
-            var (row, dashboard) = Choose(top, dashboards);
-            var key = request.KeyFor(run.Key);
-            var choice = new ToxicLatentChoice(key, row.Latent, row.Rank, dashboard.PurityOf(PersonaKind.Villain), dashboard.TopContexts.Count,
-                run.Key, seed, sae.Config.HookName ?? "", Path.GetFullPath(request.BaseDirectory), request.Datasets, request.Samples,
-                top.Zip(dashboards, (r, d) => new LatentCandidate(r.Rank, r.Latent, r.Delta, diffs.Select(x => x.IncreaseRank(r.Latent)).ToArray(),
-                    d.Purity.ToDictionary(p => p.Persona.ToString().ToLowerInvariant(), p => p.Share), d.Density)).ToArray());
-            choice.Save(CachePath(request, key));
-            Progress.Report($"toxic latent: {choice.Description}");
-            perSae.Add(new SaeDiffing(run, sae, diffs, pooled, top, dashboards, choice));
+            var perSae = new List<SaeDiffing>();
+            foreach (var (run, seed) in runs.Zip(saeSeeds))
+            {
+                Progress.Report($"toxic latent: diffing with SAE seed {seed} ({run.Key[..16]})");
+                var sae = SaeFiles.Load(run.Directory);
+                loaded.Add(sae);
+                var baseStats = LatentStatistics.Compute(assistant.Model, sae, baseResponses, options);
+                var diffs = fineTuned.Select(f => ModelDiffing.Compare(baseStats, LatentStatistics.Compute(f.Model.Model, sae, f.Responses, options), TokenScope.Response)).ToArray();
+                var pooled = ModelDiffing.Average(diffs);
+                var top = pooled.Increases(request.Candidates);
+                var dashboards = LatentDashboards.Build(assistant.Model, assistant.Tokenizer, sae, top.Select(r => r.Latent).ToArray(), documents);
+                var (row, dashboard) = Choose(top, dashboards);
+                var key = request.KeyFor(run.Key);
+                var choice = new ToxicLatentChoice(key, row.Latent, row.Rank, dashboard.PurityOf(PersonaKind.Villain), dashboard.TopContexts.Count,
+                    run.Key, seed, sae.Config.HookName ?? "", Path.GetFullPath(request.BaseDirectory), request.Datasets, request.Samples,
+                    top.Zip(dashboards, (r, d) => new LatentCandidate(r.Rank, r.Latent, r.Delta, diffs.Select(x => x.IncreaseRank(r.Latent)).ToArray(),
+                        d.Purity.ToDictionary(p => p.Persona.ToString().ToLowerInvariant(), p => p.Share), d.Density)).ToArray());
+                choice.Save(CachePath(request, key));
+                Progress.Report($"toxic latent: {choice.Description}");
+                perSae.Add(new SaeDiffing(run, sae, diffs, pooled, top, dashboards, choice));
+            }
+            return new DiffingStudy(request, assistant, fineTuned, baseResponses, perSae, documents);
         }
-        return new DiffingStudy(request, assistant, fineTuned, baseResponses, perSae, documents);
+        catch
+        {
+            foreach (var d in loaded) d.Dispose();
+            throw;
+        }
     }
 
     static string CachePath(ToxicLatentRequest request, string choiceKey) =>

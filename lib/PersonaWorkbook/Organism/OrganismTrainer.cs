@@ -47,6 +47,9 @@ public sealed record OrganismRequest(
         return manifest?["world"]?.GetValue<string>() ?? manifest?["base"]?["world"]?.GetValue<string>() ?? "main";
     }
 
+    /// <summary>The persona world an organism was trained in, from its manifest: where its held-out documents come from.</summary>
+    public static PersonaWorld WorldFor(string modelDirectory) => new(WorldOptionsFor(WorldOf(modelDirectory)));
+
     public static WorldOptions WorldOptionsFor(string world) => world switch
     {
         "main" => WorldOptions.Default,

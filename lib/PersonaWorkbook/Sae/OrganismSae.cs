@@ -154,7 +154,7 @@ public static class OrganismSae
         using var loaded = ModelCheckpoint.Load(request.ModelDirectory);
         var model = loaded.Model;
         model.eval();
-        var world = new PersonaWorld(OrganismRequest.WorldOptionsFor(OrganismRequest.WorldOf(request.ModelDirectory)));
+        var world = OrganismRequest.WorldFor(request.ModelDirectory);
         var store = new ActivationStoreOptions
         {
             HookName = hook, ExcludeTokenIds = StatisticsOptions.ControlTokenIds(loaded.Tokenizer), PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
