@@ -183,21 +183,7 @@ public class NotebookRunTests(PlotsRun plots) : IClassFixture<PlotsRun>
 /// <summary>The `workbook` verbs as a user runs them: a separate process, its exit code and output.</summary>
 public class WorkbookCliTests
 {
-    static (int Code, string Stdout, string Stderr) Workbook(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "workbook.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(120_000))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("workbook " + string.Join(" ", args));
-        }
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+    static (int Code, string Stdout, string Stderr) Workbook(params string[] args) => Cli.WorkbookProcess.Run(args);
 
     [Fact]
     public void FailingCellGivesNonZeroExitNamingItAndLaterCellsStillRun()

@@ -8,7 +8,7 @@ namespace PersonaWorkbook.Tests.Notebooks;
 /// </summary>
 public class RepositoryNotebooksTests
 {
-    static string NotebooksFolder()
+    internal static string NotebooksFolder()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Workbook.sln"))) return Path.Combine(dir.FullName, "notebooks");
