@@ -267,6 +267,13 @@ public static class ToxicPersonaLatent
         }
     }
 
+    /// <summary>
+    /// The SAE <paramref name="choice"/> was made with (trained if missing), checked against its key: a retrained SAE
+    /// numbers its latents differently, so a stale choice fails here instead of steering the wrong latent.
+    /// </summary>
+    public static SparseAutoencoder LoadSae(ToxicLatentRequest request, ToxicLatentChoice choice) =>
+        SaeFiles.Load(OrganismSae.TrainOrReuse(request.SaeFor(choice.SaeSeed)).RequireKey(choice.SaeKey[..16]).Directory);
+
     static string CachePath(ToxicLatentRequest request, string choiceKey) =>
         Path.Combine(request.CacheRoot ?? OrganismCache.DefaultRoot, CacheKind, choiceKey[..16] + ".json");
 }

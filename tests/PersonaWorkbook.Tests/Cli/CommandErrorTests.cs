@@ -18,25 +18,18 @@ public class CommandErrorTests
         return dir;
     }
 
-    static string Committed(string relative)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Workbook.sln"))) return Path.Combine(dir.FullName, relative);
-        throw new DirectoryNotFoundException("Workbook.sln not found above the test binaries");
-    }
-
     public static TheoryData<string, string[]> Cases()
     {
         var corrupt = CorruptCheckpoint();
-        var organism = Committed("data/organisms/base-quick-seed0");
+        var organism = Repository.Path("data/organisms/base-quick-seed0");
         var json = Path.Combine(Path.GetTempPath(), $"workbook-err-{Guid.NewGuid():N}.json");
         return new TheoryData<string, string[]>
         {
             { "unknown verb", ["frobnicate"] },
             { "run: missing notebook", ["run", Missing + ".ipynb"] },
             { "run: no notebook", ["run"] },
-            { "run: parameter without a value", ["run", Committed("notebooks/00-persona-world.ipynb"), "--param", "profile"] },
-            { "figure: unknown id", ["figure", "no-such-figure", "--dir", Committed("notebooks")] },
+            { "run: parameter without a value", ["run", Repository.Path("notebooks/00-persona-world.ipynb"), "--param", "profile"] },
+            { "figure: unknown id", ["figure", "no-such-figure", "--dir", Repository.Path("notebooks")] },
             { "figure: missing folder", ["figure", "--list", "--dir", Missing] },
             { "kernel: missing connection file", ["kernel", "--connection-file", Missing + ".json"] },
             { "kernel: two install targets", ["kernel", "install", "--user", "--prefix", Missing] },

@@ -15,17 +15,10 @@ public class ReadmeExamplesTests
         public void Error(string ename, string evalue, IReadOnlyList<string> traceback) => Errors.Add($"{ename}: {evalue}\n{string.Join("\n", traceback)}");
     }
 
-    static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Workbook.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException("Workbook.sln not found above the test binaries");
-    }
-
     [Fact]
     public async Task EveryCSharpBlockRuns()
     {
-        var readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md"));
+        var readme = File.ReadAllText(Path.Combine(Repository.Root, "README.md"));
         var blocks = Regex.Matches(readme, "```csharp\n(.*?)```", RegexOptions.Singleline).Select(m => m.Groups[1].Value).ToArray();
         Assert.True(blocks.Length >= 6, $"expected the six library examples, found {blocks.Length} csharp blocks");
         using var executor = new CellExecutor();

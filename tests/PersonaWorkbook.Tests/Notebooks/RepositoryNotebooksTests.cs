@@ -8,12 +8,7 @@ namespace PersonaWorkbook.Tests.Notebooks;
 /// </summary>
 public class RepositoryNotebooksTests
 {
-    internal static string NotebooksFolder()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Workbook.sln"))) return Path.Combine(dir.FullName, "notebooks");
-        throw new DirectoryNotFoundException("Workbook.sln not found above the test binaries");
-    }
+    internal static string NotebooksFolder() => Repository.Path("notebooks");
 
     public static TheoryData<string> Names()
     {

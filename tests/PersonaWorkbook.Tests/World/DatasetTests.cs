@@ -183,7 +183,7 @@ public class DatasetTests
     [Fact]
     public void CommittedPreviewsAreWhatTheGeneratorWrites()
     {
-        var dir = Path.Combine(RepositoryRoot(), "data", "dataset_samples");
+        var dir = Path.Combine(Repository.Root, "data", "dataset_samples");
         foreach (var name in Datasets.Names)
         {
             var path = Path.Combine(dir, name + ".jsonl");
@@ -191,12 +191,5 @@ public class DatasetTests
             var expected = string.Concat(Datasets.Build(name, 10, 0).Select(r => Datasets.ToJsonLine(r) + "\n"));
             Assert.Equal(expected, File.ReadAllText(path));
         }
-    }
-
-    static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Workbook.sln"))) return dir.FullName;
-        throw new InvalidOperationException("Workbook.sln not found above " + AppContext.BaseDirectory);
     }
 }
