@@ -44,7 +44,7 @@ public static class TextGenerator
         int B = prompts.Count;
         using var _ = no_grad();
         using var generator = new TorchSharp.torch.Generator((ulong)options.Seed, device);
-        using var cache = options.UseKvCache ? new KVCache(model.Config.NumHiddenLayers) : null;
+        using var cache = options.UseKvCache ? new KVCache(model.Config.NumHiddenLayers, maxLen + options.MaxNewTokens) : null;
 
         // (B, L) left-padded ids and mask; they grow by one column per step.
         var ids = new long[B * maxLen];

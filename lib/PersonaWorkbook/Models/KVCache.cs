@@ -3,34 +3,62 @@ using static TorchSharp.torch;
 namespace PersonaWorkbook.Models;
 
 /// <summary>
-/// Per-layer keys and values of the tokens seen so far, (B, n_kv_heads, T_past, head_dim) each. The cache owns its
-/// tensors (they live across generation steps, outside any step's dispose scope); dispose it when generation ends.
+/// Per-layer keys and values of the tokens seen so far, (B, n_kv_heads, T_past, head_dim) each, held in buffers
+/// allocated once for <c>capacity</c> tokens: a step writes its new columns in place instead of concatenating the
+/// whole past (with a batch of 256 the copy cost more than the attention it fed). A step past the capacity doubles
+/// it. The cache owns its buffers (they live across generation steps, outside any step's dispose scope); dispose it
+/// when generation ends.
 /// </summary>
 public sealed class KVCache : IDisposable
 {
     readonly Tensor?[] keys, values;
+    readonly long[] lengths;
+    long capacity;
 
-    public KVCache(int numLayers)
+    /// <param name="capacity">Tokens to reserve room for (prompt + new tokens); 0 sizes the buffers at the first step.</param>
+    public KVCache(int numLayers, int capacity = 0)
     {
+        if (capacity < 0) throw new ArgumentException($"KV cache capacity is {capacity}; must be ≥ 0");
         keys = new Tensor?[numLayers];
         values = new Tensor?[numLayers];
+        lengths = new long[numLayers];
+        this.capacity = capacity;
     }
 
     /// <summary>Tokens cached so far (read from layer 0, which every forward pass fills first).</summary>
-    public long Length => keys[0]?.shape[2] ?? 0;
+    public long Length => lengths[0];
 
     /// <summary>Appends this step's k, v (B, nkv, T, hd) for a layer and returns the full (B, nkv, T_past + T, hd).</summary>
     public (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
     {
-        var (oldK, oldV) = (keys[layer], values[layer]);
-        var newK = oldK is null ? k.detach().clone() : cat([oldK, k.detach()], 2);
-        var newV = oldV is null ? v.detach().clone() : cat([oldV, v.detach()], 2);
-        keys[layer] = newK.DetachFromDisposeScope();
-        values[layer] = newV.DetachFromDisposeScope();
-        oldK?.Dispose();
-        oldV?.Dispose();
-        // Return aliases owned by the caller's scope so the cache's own tensors are never disposed by it.
-        return (newK.alias(), newV.alias());
+        long past = lengths[layer], T = k.shape[2], needed = past + T;
+        if (keys[layer] is null || needed > keys[layer]!.shape[2])
+        {
+            capacity = Math.Max(needed, Math.Max(capacity, 2 * (keys[layer]?.shape[2] ?? 0)));
+            keys[layer] = Grow(keys[layer], k, past);
+            values[layer] = Grow(values[layer], v, past);
+        }
+        using (no_grad())
+        {
+            keys[layer]!.narrow(2, past, T).copy_(k);
+            values[layer]!.narrow(2, past, T).copy_(v);
+        }
+        lengths[layer] = needed;
+        // Views of the filled columns, owned by the caller's scope; disposing them leaves the buffers alone.
+        return (keys[layer]!.narrow(2, 0, needed), values[layer]!.narrow(2, 0, needed));
+    }
+
+    /// <summary>A buffer of the current capacity shaped like <paramref name="like"/>, holding the first <paramref name="past"/> columns of <paramref name="old"/>.</summary>
+    Tensor Grow(Tensor? old, Tensor like, long past)
+    {
+        var (B, heads, hd) = (like.shape[0], like.shape[1], like.shape[3]);
+        var buffer = empty([B, heads, capacity, hd], like.dtype, like.device).DetachFromDisposeScope();
+        if (old is not null)
+        {
+            using (no_grad()) buffer.narrow(2, 0, past).copy_(old.narrow(2, 0, past));
+            old.Dispose();
+        }
+        return buffer;
     }
 
     public void Dispose()
@@ -40,6 +68,7 @@ public sealed class KVCache : IDisposable
             keys[i]?.Dispose();
             values[i]?.Dispose();
             keys[i] = values[i] = null;
+            lengths[i] = 0;
         }
     }
 }

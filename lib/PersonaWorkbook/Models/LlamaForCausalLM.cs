@@ -94,6 +94,7 @@ public sealed class LlamaAttention : Module
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);               // (B, nkv, T_past + T, hd)
+        if (T == 1) return o_proj.call(DecodeAttention(q, k, v, mask).view(B, 1, nHeads * headDim));
         if (nKvHeads != nHeads)
         {
             // Grouped-query attention: each kv head serves nh/nkv query heads.
@@ -103,6 +104,21 @@ public sealed class LlamaAttention : Module
         var y = functional.scaled_dot_product_attention(q, k, v, attn_mask: mask); // (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, nHeads * headDim);           // (B, T, nh*hd)
         return o_proj.call(y);
+    }
+
+    /// <summary>
+    /// Attention of one new token per row, (B, nh, 1, hd) → (B, nkv, nh/nkv, hd): the query heads that share a kv
+    /// head are stacked as rows of one product against it, so grouped keys and values are never repeated, and the
+    /// small score matrix is formed directly (on the CPU this beats the fused kernel for a single query).
+    /// </summary>
+    Tensor DecodeAttention(Tensor q, Tensor k, Tensor v, Tensor mask)
+    {
+        var B = q.shape[0];
+        var grouped = q.reshape(B, nKvHeads, nHeads / nKvHeads, headDim);              // (B, nkv, g, hd)
+        var scores = matmul(grouped, k.transpose(2, 3)).mul_(1.0 / Math.Sqrt(headDim)); // (B, nkv, g, T_all)
+        scores.add_(mask);                                                              // mask (B, 1, 1, T_all)
+        var weights = scores.softmax(-1, ScalarType.Float32).to_type(v.dtype);
+        return matmul(weights, v);                                                      // (B, nkv, g, hd)
     }
 }
 

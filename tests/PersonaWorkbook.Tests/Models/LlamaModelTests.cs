@@ -79,6 +79,27 @@ public class LlamaModelTests
         Assert.Equal(8, cache.Length);
     }
 
+    [Theory]
+    [InlineData(false, 0)]    // grows past its first step's size
+    [InlineData(false, 12)]   // preallocated with room to spare
+    [InlineData(true, 7)]     // Qwen2 (q/k/v bias), one kv head for four query heads
+    public void KvCacheStepsEqualFullForwardOnALeftPaddedBatch(bool qwen2, int capacity)
+    {
+        using var model = TinyModels.Build(qwen2 ? TinyModels.Qwen2() : TinyModels.Llama());
+        using var ids = tensor(new long[] { 0, 0, 7, 8, 9, 4, 5, 6, 1, 2, 3, 4, 5, 6, 7, 8 }, [2, 8]);
+        using var mask = tensor(new long[] { 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 }, [2, 8]);
+        using var full = model.Forward(ids, mask);                                    // (2, 8, V)
+        using var cache = new KVCache(2, capacity);
+        using var first = model.Forward(ids[.., ..4], mask[.., ..4], cache: cache);
+        Assert.True(allclose(first[.., 2..], full[.., 2..4], atol: 1e-5));
+        for (int t = 4; t < 8; t++)
+        {
+            using var step = model.Forward(ids[.., t..(t + 1)], mask[.., ..(t + 1)], cache: cache);
+            Assert.True(allclose(step[.., 0], full[.., t], atol: 1e-5), $"position {t}: cached logits differ from the full pass");
+        }
+        Assert.Equal(8, cache.Length);
+    }
+
     [Fact]
     public void LeftPaddedRowMatchesUnpaddedRow()
     {
