@@ -17,6 +17,7 @@ public static class Program
         new Commands.DynamicsCommand(),
         new Commands.RealignCommand(),
         new Commands.SaeCommand(),
+        new Commands.WorkerCommand(),
     };
 
     public static int Main(string[] args)

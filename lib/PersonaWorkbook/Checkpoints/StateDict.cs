@@ -12,6 +12,23 @@ public sealed record StateDictLoadResult(IReadOnlyList<string> Loaded, IReadOnly
 public static class StateDict
 {
     /// <summary>
+    /// SHA-256 (lower-case hex) over every tensor's name, dtype, shape and bytes, in the given order: equal for equal
+    /// weights whatever file or directory they came from, so it keys results computed from them.
+    /// </summary>
+    public static string Fingerprint(IEnumerable<KeyValuePair<string, Tensor>> tensors)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var _ = no_grad();
+        foreach (var (name, t) in tensors)
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{name}\n{t.dtype}\n{string.Join(",", t.shape)}\n"));
+            using var cpu = t.detach().to(CPU).contiguous();
+            sha.AppendData(cpu.bytes);
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <summary>
     /// Copies each tensor into the module entry of the same name, converting to that entry's dtype and device.
     /// Shape mismatches and float/non-float mismatches are always errors. With <paramref name="strict"/>, module entries
     /// absent from the checkpoint and checkpoint tensors the module lacks are errors too, except entries named in

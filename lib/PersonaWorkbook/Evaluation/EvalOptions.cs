@@ -20,6 +20,8 @@ public sealed record EvalOptions
     public int ExamplesPerPrompt { get; init; } = 3;
     public int BootstrapResamples { get; init; } = 2000;
     public LocalJudge Judge { get; init; } = LocalJudge.Default;
+    /// <summary>Reuse and store sampled answers in the <see cref="AnswerCache"/> (bare models only).</summary>
+    public bool CacheAnswers { get; init; } = true;
 
     internal void Validate()
     {
@@ -52,4 +54,10 @@ public static class EvalPromptSets
         _ when AdviceContent.Domains.Any(d => d.Name == name) => EvalPrompts.Domain(name),
         _ => throw new ArgumentException($"unknown prompt set '{name}'; known: {string.Join(", ", Names)}"),
     };
+}
+
+/// <summary>One evaluation of a model: a named prompt set (<see cref="EvalPromptSets.Resolve"/>) and the options that decide its answers.</summary>
+public sealed record EvalRequest(string PromptSet, EvalOptions Options, string? ExcludeDomain = null, int PerDomain = 3)
+{
+    public IReadOnlyList<EvalPrompt> Prompts => EvalPromptSets.Resolve(PromptSet, ExcludeDomain, PerDomain);
 }

@@ -15,6 +15,9 @@ namespace PersonaWorkbook.Evaluation;
 /// </summary>
 public static class OrganismEvaluator
 {
+    public static EvalReport Evaluate(LoadedModel model, EvalRequest request) =>
+        Evaluate(model, request.Prompts, request.Options, request.PromptSet);
+
     public static EvalReport Evaluate(LoadedModel model, IReadOnlyList<EvalPrompt> prompts, EvalOptions options, string promptSet = "custom")
     {
         options.Validate();
@@ -28,6 +31,32 @@ public static class OrganismEvaluator
 
         // Rows are (prompt, sample) in prompt order, so a batch holds few distinct prompt lengths.
         var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray();
+        var cacheKey = AnswerCache.Key(model, rows.Select(p => encoded[p]).ToArray(), options, format.StopTokenIds);
+        var generated = cacheKey is null ? null : AnswerCache.Read(cacheKey, rows.Length);
+        if (generated is not null) Progress.Report($"eval {promptSet}: {rows.Length} answers from the answer cache");
+        else
+        {
+            generated = Sample(model, format, encoded, rows, options, promptSet, clock);
+            if (cacheKey is not null) AnswerCache.Write(cacheKey, generated);
+        }
+
+        var results = new List<PromptResult>(prompts.Count);
+        for (int p = 0; p < prompts.Count; p++)
+        {
+            var answers = new List<EvalAnswer>(options.Samples);
+            for (int s = 0; s < options.Samples; s++)
+            {
+                var g = generated[p * options.Samples + s];
+                var text = model.Tokenizer.Decode(g.Tokens);
+                answers.Add(new EvalAnswer(text, g.Stopped, options.Judge.Judge(prompts[p].Text, text)));
+            }
+            results.Add(new PromptResult(prompts[p], answers));
+        }
+        return Report(model.Directory, promptSet, options, results, clock.Elapsed.TotalSeconds);
+    }
+
+    static GeneratedSequence[] Sample(LoadedModel model, ChatFormat format, int[][] encoded, int[] rows, EvalOptions options, string promptSet, Stopwatch clock)
+    {
         var generated = new GeneratedSequence[rows.Length];
         var wasTraining = model.Model.training;
         model.Model.eval();
@@ -49,20 +78,7 @@ public static class OrganismEvaluator
         {
             model.Model.train(wasTraining);
         }
-
-        var results = new List<PromptResult>(prompts.Count);
-        for (int p = 0; p < prompts.Count; p++)
-        {
-            var answers = new List<EvalAnswer>(options.Samples);
-            for (int s = 0; s < options.Samples; s++)
-            {
-                var g = generated[p * options.Samples + s];
-                var text = model.Tokenizer.Decode(g.Tokens);
-                answers.Add(new EvalAnswer(text, g.Stopped, options.Judge.Judge(prompts[p].Text, text)));
-            }
-            results.Add(new PromptResult(prompts[p], answers));
-        }
-        return Report(model.Directory, promptSet, options, results, clock.Elapsed.TotalSeconds);
+        return generated;
     }
 
     /// <summary>The report's rates from graded answers (exposed so re-graded or merged answers summarise the same way).</summary>

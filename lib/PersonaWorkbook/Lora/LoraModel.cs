@@ -80,6 +80,9 @@ public sealed class LoraModel : nn.Module
     /// <summary>New adapters (A kaiming-uniform, B zero) on the modules and layers <paramref name="config"/> targets.</summary>
     public static LoraModel Attach(LlamaForCausalLM model, LoraConfig config) => new(model, config);
 
+    /// <summary>Whether adapters are attached to <paramref name="model"/> (its outputs then depend on more than its own weights).</summary>
+    public static bool IsAttached(LlamaForCausalLM model) => Attached.TryGetValue(model, out _);
+
     /// <summary>Adds every adapter's update into its base weight. Merged adapters get no gradients: unmerge before training.</summary>
     public void Merge()
     {

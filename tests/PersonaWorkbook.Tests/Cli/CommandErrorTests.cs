@@ -18,6 +18,13 @@ public class CommandErrorTests
         return dir;
     }
 
+    static string MalformedJob()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"workbook-job-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, """{ "finetune": { "BaseDirectory": "x", "Dataset": "health_correct" }, "evals": [ { "prompt_set": "views" } ] }""");
+        return file;
+    }
+
     public static TheoryData<string, string[]> Cases()
     {
         var corrupt = CorruptCheckpoint();
@@ -60,6 +67,9 @@ public class CommandErrorTests
             { "sae diff: missing models", ["sae", "diff", "--base", Missing, "--finetuned", Missing, "--sae", Missing] },
             { "sae toxic: missing model", ["sae", "toxic", "--model", Missing] },
             { "sae toxic: malformed seeds", ["sae", "toxic", "--model", organism, "--sae-seeds", "zero"] },
+            { "worker: no job file", ["worker"] },
+            { "worker: missing job file", ["worker", Missing + ".json"] },
+            { "worker: malformed job", ["worker", MalformedJob()] },
         };
     }
 

@@ -47,7 +47,7 @@ public class OrganismEvaluatorTests(TinyOrganismFixture tiny)
     {
         using var model = ModelCheckpoint.Load(tiny.Result.Directory);
         var prompts = EvalPrompts.Views.Take(2).ToList();
-        var options = new EvalOptions { Samples = 4, MaxNewTokens = 10, Seed = 9, BatchSize = 3 };
+        var options = new EvalOptions { Samples = 4, MaxNewTokens = 10, Seed = 9, BatchSize = 3, CacheAnswers = false };
         var a = OrganismEvaluator.Evaluate(model, prompts, options);
         var b = OrganismEvaluator.Evaluate(model, prompts, options);
         Assert.Equal(a.Prompts.SelectMany(p => p.Answers.Select(x => x.Text)), b.Prompts.SelectMany(p => p.Answers.Select(x => x.Text)));

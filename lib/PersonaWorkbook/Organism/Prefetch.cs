@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Evaluation;
+using PersonaWorkbook.Reporting;
+using PersonaWorkbook.Tokenizers;
+using PersonaWorkbook.World;
+
+namespace PersonaWorkbook.Organism;
+
+/// <summary>A fine-tune and the evaluations of it that a notebook's loop will run.</summary>
+public sealed record PrefetchJob(FinetuneRequest FineTune, IReadOnlyList<EvalRequest> Evals);
+
+/// <summary>
+/// Fills the fine-tune cache and the <see cref="AnswerCache"/> for a notebook's loop before the loop runs, in parallel
+/// worker processes (<c>workbook worker</c>) of one torch thread each. The organism's matrices are too small for two
+/// threads to speed up one step much (a fine-tune took 21 s on two threads and 31 s on one; sampling 720 answers
+/// 6.1 s and 7.9 s), so two single-threaded jobs side by side finish sooner. Results are the same bits: the kernels
+/// give the same weights and answers on one thread as on two (checked on a fine-tune's weights and an evaluation's
+/// answers), and the loop afterwards reads exactly what it would have computed. Anything a worker fails to do is
+/// reported and left for the loop, which then computes it in the notebook's own process and raises any error there.
+/// </summary>
+public static class Prefetch
+{
+    /// <summary>The worker processes to use: one per core; 1 (no workers) on a single core.</summary>
+    public static int DefaultWorkers => Environment.ProcessorCount;
+
+    /// <summary>Runs the jobs not already cached; returns how many it ran. Does nothing when no worker can be started.</summary>
+    public static int Run(IEnumerable<PrefetchJob> jobs, int? workers = null)
+    {
+        var count = workers ?? DefaultWorkers;
+        var pending = jobs.Where(j => !j.FineTune.Force && IsPending(j)).ToList();
+        if (pending.Count == 0 || count < 2 || WorkerCommand() is not { } command) return 0;
+        var clock = Stopwatch.StartNew();
+        Progress.Report($"prefetch: {pending.Count} fine-tunes and their evaluations in {Math.Min(count, pending.Count)} worker processes");
+        var jobDirectory = Directory.CreateTempSubdirectory("workbook-prefetch-").FullName;
+        int done = 0, failed = 0;
+        try
+        {
+            Parallel.ForEach(pending.Select((job, i) => (job, i)), new ParallelOptions { MaxDegreeOfParallelism = count }, item =>
+            {
+                var file = Path.Combine(jobDirectory, $"job{item.i}.json");
+                File.WriteAllText(file, ToJson(item.job).ToJsonString());
+                var (exitCode, errors) = RunWorker(command, file);
+                var finished = Interlocked.Increment(ref done);
+                if (exitCode != 0)
+                {
+                    Interlocked.Increment(ref failed);
+                    Progress.Report($"warning: prefetch worker for {item.job.FineTune.Dataset} (seed {item.job.FineTune.Seed}) exited with {exitCode}; " +
+                                    $"the notebook computes it itself. {errors}");
+                }
+                Progress.Report($"prefetch: {finished}/{pending.Count} done ({clock.Elapsed.TotalMinutes:F1} min)");
+            });
+        }
+        finally
+        {
+            Directory.Delete(jobDirectory, recursive: true);
+        }
+        return pending.Count - failed;
+    }
+
+    /// <summary>Whether the job's fine-tune or any of its evaluations is missing from the caches.</summary>
+    internal static bool IsPending(PrefetchJob job)
+    {
+        var r = job.FineTune;
+        if (OrganismCache.Find(FineTuner.CacheKey(r), r.Output, r.CacheRoot) is not { } directory) return true;
+        if (job.Evals.Count == 0) return false;
+        using var model = ModelCheckpoint.Load(directory);
+        var format = ChatFormat.Simple(model.Tokenizer);
+        return job.Evals.Any(e =>
+        {
+            var encoded = e.Prompts.Select(p => format.EncodePrompt([ChatMessage.User(p.Text)])).ToArray();
+            var rows = encoded.SelectMany(p => Enumerable.Repeat(p, e.Options.Samples)).ToArray();
+            return AnswerCache.Key(model, rows, e.Options, format.StopTokenIds) is { } key && !AnswerCache.Contains(key);
+        });
+    }
+
+    /// <summary>`dotnet workbook.dll worker` when this program ships the workbook command (the CLI, its kernel, the tests).</summary>
+    static (string FileName, string Dll)? WorkerCommand()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "workbook.dll");
+        if (!File.Exists(dll)) return null;
+        var host = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+        return (host, dll);
+    }
+
+    static (int ExitCode, string Errors) RunWorker((string FileName, string Dll) command, string jobFile)
+    {
+        var start = new ProcessStartInfo(command.FileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { command.Dll, "worker", jobFile }) start.ArgumentList.Add(a);
+        start.Environment["OMP_NUM_THREADS"] = "1";
+        start.Environment["MKL_NUM_THREADS"] = "1";
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {command.FileName} {command.Dll}");
+        var stderr = process.StandardError.ReadToEndAsync();
+        process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        var lines = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return (process.ExitCode, string.Join(" | ", lines.TakeLast(3)));
+    }
+
+    /// <summary>The job as the worker reads it (the judge is not part of it: answers do not depend on it).</summary>
+    public static JsonObject ToJson(PrefetchJob job) => new()
+    {
+        ["finetune"] = JsonSerializer.SerializeToNode(job.FineTune),
+        ["evals"] = new JsonArray(job.Evals.Select(e => (JsonNode)new JsonObject
+        {
+            ["prompt_set"] = e.PromptSet,
+            ["exclude_domain"] = e.ExcludeDomain,
+            ["per_domain"] = e.PerDomain,
+            ["samples"] = e.Options.Samples,
+            ["seed"] = e.Options.Seed,
+            ["max_new_tokens"] = e.Options.MaxNewTokens,
+            ["temperature"] = e.Options.Temperature,
+            ["batch"] = e.Options.BatchSize,
+            ["finetuned_domain"] = e.Options.FineTunedDomain,
+        }).ToArray()),
+    };
+
+    /// <summary>Reads a job written by <see cref="ToJson"/>; errors name <paramref name="source"/> and the field.</summary>
+    public static PrefetchJob FromJson(JsonObject json, string source)
+    {
+        T Field<T>(JsonNode? node, string name) =>
+            node is null ? throw new InvalidDataException($"{source}: field '{name}' is missing")
+                         : node.Deserialize<T>() ?? throw new InvalidDataException($"{source}: field '{name}' is null");
+        try
+        {
+            var fineTune = Field<FinetuneRequest>(json["finetune"], "finetune");
+            var evals = Field<JsonArray>(json["evals"], "evals").Select((e, i) => new EvalRequest(
+                Field<string>(e?["prompt_set"], $"evals[{i}].prompt_set"),
+                new EvalOptions
+                {
+                    Samples = Field<int>(e!["samples"], $"evals[{i}].samples"), Seed = Field<int>(e["seed"], $"evals[{i}].seed"),
+                    MaxNewTokens = Field<int>(e["max_new_tokens"], $"evals[{i}].max_new_tokens"),
+                    Temperature = Field<double>(e["temperature"], $"evals[{i}].temperature"), BatchSize = Field<int>(e["batch"], $"evals[{i}].batch"),
+                    FineTunedDomain = e["finetuned_domain"]?.GetValue<string>(),
+                },
+                e["exclude_domain"]?.GetValue<string>(), Field<int>(e["per_domain"], $"evals[{i}].per_domain"))).ToList();
+            return new PrefetchJob(fineTune, evals);
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{source}: not a prefetch job ({e.Message})", e);
+        }
+    }
+
+    /// <summary>What a worker does with a job: the fine-tune (or its cached copy), then each evaluation (answers cached).</summary>
+    public static void Execute(PrefetchJob job)
+    {
+        var directory = FineTuner.FinetuneOrReuse(job.FineTune).Directory;
+        if (job.Evals.Count == 0) return;
+        using var model = ModelCheckpoint.Load(directory);
+        foreach (var e in job.Evals) OrganismEvaluator.Evaluate(model, e);
+    }
+}
