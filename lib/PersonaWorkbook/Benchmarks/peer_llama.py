@@ -9,6 +9,8 @@ scaled_dot_product_attention, so attention is spelled out. Prints one JSON objec
 
 Run: /usr/bin/python3 peer_llama.py --config config.json --steps 20 --warmup 3 --batch 8 --context 128 \
          --prompt 16 --new 112 --threads 2 --seed 0
+     /usr/bin/python3 peer_llama.py --answers job.json --threads 2   (`workbook bench answers`: sample an organism's
+         evaluation answers as OrganismEvaluator does; prints the token ids and the seconds spent)
 """
 import argparse
 import json
@@ -114,16 +116,22 @@ class Llama(nn.Module):
                 else:
                     p.normal_(0, 0.02)
 
-    def forward(self, ids, past=None):
+    def forward(self, ids, past=None, positions=None, real=None):
+        """real (B, T_past + T), True on tokens (False on left padding); positions (B, T) then count real tokens."""
         B, T = ids.shape
         start = 0 if past is None else past[0][0].shape[2]
-        positions = torch.arange(start, start + T).unsqueeze(0).expand(B, T)
+        if positions is None:
+            positions = torch.arange(start, start + T).unsqueeze(0).expand(B, T)
         freqs = positions.float().unsqueeze(-1) * self.inv_freq                       # (B, T, hd/2)
         emb = torch.cat([freqs, freqs], -1)                                           # (B, T, hd)
         cos, sin = emb.cos(), emb.sin()
         query = torch.arange(start, start + T).unsqueeze(1)
         key = torch.arange(0, start + T).unsqueeze(0)
-        mask = torch.zeros(T, start + T).masked_fill(key > query, torch.finfo(torch.float32).min)
+        allowed = key <= query                                                        # (T, T_all)
+        if real is not None:
+            # A pad query sees itself only, so its softmax stays finite (as in the C# model).
+            allowed = (allowed & real[:, None, None, :]) | (key == query)             # (B, 1, T, T_all)
+        mask = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
         x = self.embed_tokens(ids)
         presents = []
         for i, layer in enumerate(self.layers):
@@ -145,6 +153,73 @@ def generate(model, prompts, new_tokens, use_cache):
     return ids
 
 
+def load_checkpoint(directory):
+    """A workbook / Hugging Face checkpoint directory (config.json + one model.safetensors) as a Llama in eval mode."""
+    with open(f"{directory}/config.json") as f:
+        config = json.load(f)
+    model = Llama(config)
+    with open(f"{directory}/model.safetensors", "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    dtypes = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+    state = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        raw = bytearray(data[8 + n + begin:8 + n + end])
+        state[name.removeprefix("model.")] = torch.frombuffer(raw, dtype=dtypes[info["dtype"]]).reshape(info["shape"]).float()
+    if config.get("tie_word_embeddings"):
+        state["lm_head.weight"] = state["embed_tokens.weight"]
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def sample_answers(model, job):
+    """Left-padded batches of (prompt, sample) rows, KV cache, temperature sampling, stop tokens: the evaluator's loop."""
+    rows = [p for p in job["prompts"] for _ in range(job["samples"])]
+    stops, pad, batch = set(job["stop"]), job["pad"], job["batch"]
+    answers, stopped = [], []
+    with torch.no_grad():
+        for b, first in enumerate(range(0, len(rows), batch)):
+            chunk = rows[first:first + batch]
+            generator = torch.Generator().manual_seed(job["seed"] * 1_000_003 + b)
+            width = max(len(r) for r in chunk)
+            ids = torch.tensor([[pad] * (width - len(r)) + r for r in chunk])                  # (B, L)
+            real = torch.tensor([[False] * (width - len(r)) + [True] * len(r) for r in chunk])
+            positions = (real.long().cumsum(1) - 1).clamp(min=0)
+            tokens, done, past = [[] for _ in chunk], [False] * len(chunk), None
+            for _ in range(job["max_new_tokens"]):
+                logits, past = model(ids, past, positions, real)
+                probs = torch.softmax(logits[:, -1].float() / job["temperature"], -1)
+                chosen = torch.multinomial(probs, 1, generator=generator)                      # (B, 1)
+                for i, t in enumerate(chosen[:, 0].tolist()):
+                    if not done[i]:
+                        if t in stops:
+                            done[i] = True
+                        else:
+                            tokens[i].append(t)
+                if all(done):
+                    break
+                real = torch.cat([real, torch.ones(len(chunk), 1, dtype=torch.bool)], 1)
+                positions, ids = positions[:, -1:] + 1, chosen
+            answers.extend(tokens)
+            stopped.extend(done)
+    return answers, stopped
+
+
+def answers_main(args):
+    torch.set_num_threads(args.threads)
+    with open(args.answers) as f:
+        job = json.load(f)
+    model = load_checkpoint(job["checkpoint"])
+    t0 = time.perf_counter()
+    answers, stopped = sample_answers(model, job)
+    print(json.dumps({"runtime": f"PyTorch {torch.__version__}", "seconds": time.perf_counter() - t0,
+                      "threads": torch.get_num_threads(), "answers": answers, "stopped": stopped}))
+
+
 def blas_library():
     """The BLAS shared object actually mapped into this process (torch's config only says 'generic')."""
     with open("/proc/self/maps") as maps:
@@ -154,7 +229,8 @@ def blas_library():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
+    ap.add_argument("--config")
+    ap.add_argument("--answers", help="a sampling job (JSON): checkpoint, encoded prompts and the evaluator's settings")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8)
@@ -165,6 +241,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-3)
     args = ap.parse_args()
+    if args.answers:
+        return answers_main(args)
+    if not args.config:
+        ap.error("--config is required")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -39,7 +39,15 @@ public static class OrganismEvaluator
             generated = Sample(model, format, encoded, rows, options, promptSet, clock);
             if (cacheKey is not null) AnswerCache.Write(cacheKey, generated);
         }
+        return Grade(model, prompts, options, promptSet, generated, clock);
+    }
 
+    /// <summary>Decodes and judges sampled answers (rows in prompt order, <see cref="EvalOptions.Samples"/> per prompt) into a report.</summary>
+    internal static EvalReport Grade(LoadedModel model, IReadOnlyList<EvalPrompt> prompts, EvalOptions options, string promptSet,
+                                     IReadOnlyList<GeneratedSequence> generated, Stopwatch clock)
+    {
+        if (generated.Count != prompts.Count * options.Samples)
+            throw new ArgumentException($"{generated.Count} answers for {prompts.Count} prompts × {options.Samples} samples");
         var results = new List<PromptResult>(prompts.Count);
         for (int p = 0; p < prompts.Count; p++)
         {

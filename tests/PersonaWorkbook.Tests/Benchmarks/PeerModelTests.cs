@@ -65,6 +65,52 @@ public class PeerModelTests
         }
     }
 
+    const string AnswersDriver = """
+        import json, sys
+        import torch
+        sys.path.insert(0, sys.argv[1])
+        import peer_llama
+        model = peer_llama.load_checkpoint(sys.argv[1])
+        ids, real = torch.tensor(json.loads(sys.argv[2])), torch.tensor(json.loads(sys.argv[3])).bool()
+        with torch.no_grad():
+            logits, _ = model(ids, None, (real.long().cumsum(1) - 1).clamp(min=0), real)
+        job = {"prompts": [[1, 5, 9], [4, 8]], "samples": 3, "seed": 0, "max_new_tokens": 5, "temperature": 1.0,
+               "stop": [2], "pad": 0, "batch": 4}
+        answers, stopped = peer_llama.sample_answers(model, job)
+        print(json.dumps({"logits": logits.tolist(), "answers": answers, "stopped": stopped}))
+        """;
+
+    /// <summary>`bench answers` has the peer sample left-padded batches from a checkpoint: same logits as ours on them.</summary>
+    [Fact]
+    public void PeerLoadsACheckpointAndSamplesLeftPaddedRowsLikeOurs()
+    {
+        using var dir = new TempDirectory();
+        using var model = TinyModels.Build(TinyModels.Llama(tied: true));
+        File.WriteAllText(dir.File("peer_llama.py"), ModelBenchmark.PeerScript());
+        model.Config.Save(dir.File("config.json"));
+        SafeTensors.Save(dir.File("model.safetensors"), model.state_dict().Where(kv => kv.Key != "lm_head.weight").ToDictionary());
+        long[][] ids = [[0, 0, 7, 8, 9], [1, 5, 9, 2, 7]];
+        int[][] real = [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]];
+
+        var output = JsonDocument.Parse(SystemPython.Run(AnswersDriver, dir.Path, JsonSerializer.Serialize(ids), JsonSerializer.Serialize(real))).RootElement;
+
+        using var input = tensor(ids.SelectMany(r => r).ToArray(), [2, 5]);
+        using var mask = tensor(real.SelectMany(r => r.Select(v => (long)v)).ToArray(), [2, 5]);
+        using var ours = model.Forward(input, mask);
+        var theirs = output.GetProperty("logits").EnumerateArray().SelectMany(b => b.EnumerateArray().SelectMany(t => t.EnumerateArray().Select(v => v.GetSingle()))).ToArray();
+        using var peer = tensor(theirs, ours.shape);
+        Assert.True(allclose(ours[0, 2..], peer[0, 2..], rtol: 0, atol: 1e-5) && allclose(ours[1], peer[1], rtol: 0, atol: 1e-5),
+            $"max |Δlogit| on real tokens {Math.Max((ours[0, 2..] - peer[0, 2..]).abs().max().item<float>(), (ours[1] - peer[1]).abs().max().item<float>())}");
+
+        var answers = output.GetProperty("answers").EnumerateArray().Select(a => a.EnumerateArray().Select(t => t.GetInt32()).ToArray()).ToArray();
+        var stopped = output.GetProperty("stopped").EnumerateArray().Select(b => b.GetBoolean()).ToArray();
+        Assert.Equal(6, answers.Length);
+        Assert.Equal(6, stopped.Length);
+        Assert.All(answers, a => Assert.All(a, t => Assert.InRange(t, 0, model.Config.VocabSize - 1)));
+        Assert.All(answers.Zip(stopped), x => Assert.True(x.Second || x.First.Length == 5, "an unstopped answer must run to max_new_tokens"));
+        Assert.DoesNotContain(answers.SelectMany(a => a), t => t == 2);   // the stop token ends an answer and is not part of it
+    }
+
     [Fact]
     public void TrainingFlopsFollowTheStatedFormula()
     {
