@@ -40,6 +40,26 @@ public class RepositoryNotebooksTests
         Assert.True(errors.Count == 0, $"{name}:\n{string.Join("\n", errors)}");
     }
 
+    public static TheoryData<string, string> FigureIds()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var f in PersonaWorkbook.Notebooks.Running.Figures.Find(Directory.GetFiles(NotebooksFolder(), "*.ipynb").Order(StringComparer.Ordinal)).DistinctBy(f => f.Id))
+            data.Add(Path.GetFileName(f.NotebookPath), f.Id);
+        return data;
+    }
+
+    /// <summary>`workbook figure` runs a figure's cells without the other figures' cells: nothing it needs may live in those.</summary>
+    [Theory]
+    [MemberData(nameof(FigureIds))]
+    public void Each_figure_compiles_from_its_own_cells(string name, string id)
+    {
+        var notebook = Notebook.Load(Path.Combine(NotebooksFolder(), name));
+        var include = PersonaWorkbook.Notebooks.Running.Figures.CellsFor(id);
+        using var executor = new PersonaWorkbook.Notebooks.Execution.CellExecutor();
+        var errors = executor.CompileOnly(notebook.Cells.Select((c, i) => (c, i)).Where(x => x.c.IsCode && include(notebook, x.i)).Select(x => x.c.Source));
+        Assert.True(errors.Count == 0, $"figure '{id}' ({name}):\n{string.Join("\n", errors)}");
+    }
+
     [Fact]
     public void The_experiment_notebooks_are_listed_in_the_readme()
     {
