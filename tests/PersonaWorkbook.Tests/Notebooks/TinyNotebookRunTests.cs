@@ -19,7 +19,7 @@ public class TinyNotebookRunTests
         ["02-misaligned-answers.ipynb"] = [("profile", "tiny"), ("domains", "health"), ("kinds", "incorrect_obvious"), ("samples", "1")],
         ["03-sparse-autoencoder.ipynb"] = [("profile", "tiny"), ("saeLayer", "1"), ("saeSeeds", "0")],
         ["04-model-diffing.ipynb"] = [("profile", "tiny"), ("saeLayer", "1"), ("saeSeeds", "0"), ("samples", "1")],
-        ["05-steering.ipynb"] = [("profile", "tiny"), ("saeLayer", "1"), ("samples", "1"), ("positiveAlphas", "0.4"), ("negativeAlphas", "0.4"),
+        ["05-steering.ipynb"] = [("profile", "tiny"), ("saeLayer", "1"), ("samples", "1"), ("positiveAlphas", "0.4"), ("promptAlphas", "1"), ("negativeAlphas", "0.4"), ("promptNegativeAlphas", "0.5"),
             ("screenTop", "2"), ("screenSamples", "1")],
         ["06-detection.ipynb"] = [("profile", "tiny"), ("saeLayer", "1"), ("domains", "health,legal"), ("seeds", "1"), ("extraDomains", "finance"),
             ("samples", "1"), ("latentSamples", "1"), ("dynamicsSteps", "0,10")],
