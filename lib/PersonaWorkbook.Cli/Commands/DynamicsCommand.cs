@@ -51,6 +51,8 @@ public sealed class DynamicsCommand : ICommand
         var json = args.Required("json");
         args.Done();
         if ((saeDir is null) != (latentValue < 0)) throw new UsageException("--sae and --latent go together");
+        // Name the option the user gave: for realign the directory is the misaligned model, not a base organism.
+        if (!Directory.Exists(start)) throw new DirectoryNotFoundException($"--{startOption}: directory not found: {start}");
         var tokenScope = scope switch
         {
             "response" => TokenScope.Response,

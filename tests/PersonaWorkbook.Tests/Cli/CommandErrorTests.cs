@@ -73,6 +73,14 @@ public class CommandErrorTests
         };
     }
 
+    [Fact]
+    public void Realign_names_the_model_option_when_its_directory_is_missing()
+    {
+        var (code, _, stderr) = WorkbookProcess.Run(["realign", "--model", Missing, "--dataset", "health_correct", "--json", Path.Combine(Path.GetTempPath(), "x.json")]);
+        Assert.Equal(1, code);
+        Assert.Contains($"--model: directory not found: {Missing}", stderr);
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void Fails_with_a_plain_message(string what, string[] args)
