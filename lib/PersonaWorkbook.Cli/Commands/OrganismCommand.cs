@@ -14,7 +14,7 @@ public sealed class OrganismCommand : ICommand
     public string Name => "organism";
     public string Summary => "train (or reuse from the cache) the base assistant organism";
     public string Usage => "organism train [--profile quick|deep|full|tiny] [--seed S] [--world main|control|varied|varied-control] [--out DIR] [--force] [--set FIELD=VALUE]... | " +
-                           "organism probe --model DIR [--finetuned DIR] [--count N] [--steering-samples N] [--no-steering] [--seed S] --json FILE";
+                           "organism probe --model DIR [--finetuned DIR] [--count N] [--steering-samples N] [--steer-positions prompt|all] [--no-steering] [--seed S] --json FILE";
 
     public int Run(CommandLine args)
     {
@@ -46,6 +46,12 @@ public sealed class OrganismCommand : ICommand
         var options = new PersonaDiagnosticsOptions
         {
             InContextCount = args.Int("count", 40), SteeringSamples = args.Int("steering-samples", 4), Seed = args.Int("seed", 0),
+            SteeringPositions = args.Option("steer-positions", "prompt") switch
+            {
+                "prompt" => Hooks.Positions.Prompt,
+                "all" => Hooks.Positions.All,
+                var other => throw new UsageException($"--steer-positions is '{other}'; use prompt or all"),
+            },
         };
         var steer = !args.Flag("no-steering");
         args.Positional("subcommand (probe)");

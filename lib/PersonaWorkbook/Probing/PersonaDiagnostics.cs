@@ -24,6 +24,11 @@ public sealed record PersonaDiagnosticsOptions
     public int SteeringSamples { get; init; } = 4;
     /// <summary>Strengths in units of the median residual norm at the middle block.</summary>
     public IReadOnlyList<double> SteeringAlphas { get; init; } = [0.25, 0.5, 0.75, 1.0, 1.5];
+    /// <summary>
+    /// Where the steering vector is added: the prompt's positions by default, since the organism reads a persona from the
+    /// tokens that set it up (at every position the base stays aligned while coherence falls; Steering README).
+    /// </summary>
+    public Positions SteeringPositions { get; init; } = Positions.Prompt;
     public int Seed { get; init; }
 }
 
@@ -138,8 +143,8 @@ public static class PersonaDiagnostics
             var unsteered = OrganismEvaluator.Evaluate(model, EvalPrompts.Views, eval, "views");
             var scale = SteeringScale.OfMedianNorm(medians[middle]);
             var rows = SteeringSweep.Run(model, Site(middle), direction, options.SteeringAlphas, EvalPrompts.Views, eval,
-                new SteeringOptions { Scale = scale, Seed = options.Seed }, "views");
-            steering = new SteeringResult(Site(middle), "villain − helper header shift at the answer marker", scale.ToString(),
+                new SteeringOptions { Scale = scale, Positions = options.SteeringPositions, Seed = options.Seed }, "views");
+            steering = new SteeringResult(Site(middle), $"villain − helper header shift at the answer marker, added at {options.SteeringPositions} positions", scale.ToString(),
                 unsteered.Misaligned, unsteered.Coherent,
                 rows.Select(r => new SteeringRow(r.Alpha, r.Misaligned, r.Coherent, r.ControlMisaligned, r.ControlCoherent)).ToList());
         }
