@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Generation;
+using PersonaWorkbook.Statistics;
 using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.World;
 using static TorchSharp.torch;
@@ -62,9 +63,7 @@ public static class AnswerBenchmark
             }.ToJsonString());
             var line = PythonPeer.Run(python, "peer_llama.py", ModelBenchmark.PeerScript(),
                 ["--answers", job, "--threads", threads.ToString(CultureInfo.InvariantCulture)], threads, "the PyTorch peer");
-            JsonNode node;
-            try { node = JsonNode.Parse(line) ?? throw new InvalidDataException("the PyTorch peer printed null"); }
-            catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"the PyTorch peer printed invalid JSON ({e.Message})", e); }
+            var node = PythonPeer.ParseJson(line, "the PyTorch peer");
             var stopped = node["stopped"]?.AsArray() ?? throw new InvalidDataException("the PyTorch peer's output lacks 'stopped'");
             var answers = node["answers"]?.AsArray().Select((a, i) => new GeneratedSequence(a!.AsArray().Select(t => (int)t!).ToArray(),
                 (bool)stopped[i]!)).ToArray() ?? throw new InvalidDataException("the PyTorch peer's output lacks 'answers'");
@@ -81,7 +80,6 @@ public static class AnswerBenchmark
     /// <summary>Each run's rates and the medians, as printed by <c>workbook bench answers</c>.</summary>
     public static string FormatReport(string modelDirectory, int threads, IReadOnlyList<AnswerBenchmarkRun> runs)
     {
-        static double Median(IEnumerable<double> v) { var s = v.Order().ToArray(); return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2; }
         var w = new StringWriter(CultureInfo.InvariantCulture);
         w.WriteLine($"graded answers per second: {runs[0].Answers} answers to the views prompts from {modelDirectory}, batch 256, " +
                     $"temperature 1, 80 new tokens, {threads} threads; peer: {runs[0].PeerRuntime} sampling, graded by the same C# judge");
@@ -91,7 +89,7 @@ public static class AnswerBenchmark
             var r = runs[i];
             w.WriteLine($"{i + 1,-8}{r.OursPerSecond,16:F1}{r.PeerPerSecond,20:F1}{$"({r.PeerSamplingSeconds:F2} + {r.PeerGradingSeconds:F2})",28}{r.Ratio,12:F2}");
         }
-        w.WriteLine($"{"median",-8}{Median(runs.Select(r => r.OursPerSecond)),16:F1}{Median(runs.Select(r => r.PeerPerSecond)),20:F1}{"",28}{Median(runs.Select(r => r.Ratio)),12:F2}");
+        w.WriteLine($"{"median",-8}{Quantiles.Median(runs.Select(r => r.OursPerSecond)),16:F1}{Quantiles.Median(runs.Select(r => r.PeerPerSecond)),20:F1}{"",28}{Quantiles.Median(runs.Select(r => r.Ratio)),12:F2}");
         return w.ToString();
     }
 }

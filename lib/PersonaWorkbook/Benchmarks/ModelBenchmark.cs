@@ -138,9 +138,7 @@ public static class ModelBenchmark
 
     static BenchmarkResult ParsePeer(string json)
     {
-        JsonNode node;
-        try { node = JsonNode.Parse(json) ?? throw new InvalidDataException("the PyTorch peer printed null"); }
-        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"the PyTorch peer printed invalid JSON ({e.Message}): {json}", e); }
+        var node = PythonPeer.ParseJson(json, "the PyTorch peer");
         T Field<T>(string name) => node[name] is { } v ? v.GetValue<T>() : throw new InvalidDataException($"the PyTorch peer's output lacks '{name}': {json}");
         return new BenchmarkResult(Field<string>("runtime"), Field<long>("parameters"), Field<double>("train_tokens_per_s"),
             Field<double>("gen_cache_tokens_per_s"), Field<double>("gen_nocache_tokens_per_s"), Field<double>("matmul_flops_per_s"),

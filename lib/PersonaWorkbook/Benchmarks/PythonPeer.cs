@@ -14,6 +14,13 @@ public static class PythonPeer
         return reader.ReadToEnd();
     }
 
+    /// <summary>The JSON object a peer printed; errors say so and quote what it printed.</summary>
+    public static System.Text.Json.Nodes.JsonNode ParseJson(string line, string what)
+    {
+        try { return System.Text.Json.Nodes.JsonNode.Parse(line) ?? throw new InvalidDataException($"{what} printed null"); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{what} printed invalid JSON ({e.Message}): {line}", e); }
+    }
+
     /// <param name="what">How the peer is named in errors, e.g. "the PyTorch peer".</param>
     public static string Run(string python, string scriptName, string scriptText, IEnumerable<string> arguments, int threads, string what)
     {

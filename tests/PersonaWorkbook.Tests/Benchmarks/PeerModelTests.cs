@@ -12,24 +12,11 @@ namespace PersonaWorkbook.Tests.Benchmarks;
 public class PeerModelTests
 {
     const string Driver = """
-        import json, struct, sys
-        import numpy as np, torch
+        import json, sys
+        import torch
         sys.path.insert(0, sys.argv[1])
         import peer_llama
-        with open(sys.argv[1] + "/model.safetensors", "rb") as f:
-            n = struct.unpack("<Q", f.read(8))[0]
-            header = json.loads(f.read(n))
-            data = f.read()
-        weights = {}
-        for name, e in header.items():
-            if name == "__metadata__": continue
-            assert e["dtype"] == "F32", e
-            b, end = e["data_offsets"]
-            weights[name.removeprefix("model.")] = torch.from_numpy(np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"]).copy())
-        config = json.load(open(sys.argv[1] + "/config.json"))
-        model = peer_llama.Llama(config)
-        model.load_state_dict(weights, strict=True)
-        model.eval()
+        model = peer_llama.load_checkpoint(sys.argv[1])
         ids = torch.tensor(json.loads(sys.argv[2]))
         with torch.no_grad():
             logits, _ = model(ids)
