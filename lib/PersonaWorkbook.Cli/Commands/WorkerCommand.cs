@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using PersonaWorkbook.Organism;
 
 namespace PersonaWorkbook.Cli.Commands;
@@ -16,10 +15,7 @@ public sealed class WorkerCommand : ICommand
 
     public int Run(CommandLine args)
     {
-        var file = args.Positional("job file");
-        if (!File.Exists(file)) throw new IOException($"{file}: job file not found");
-        var json = JsonNode.Parse(File.ReadAllText(file)) as JsonObject ?? throw new InvalidDataException($"{file}: expected a JSON object");
-        Prefetch.Execute(Prefetch.FromJson(json, file));
+        Prefetch.Execute(Prefetch.ReadJob(args.Positional("job file")));
         return 0;
     }
 }

@@ -23,15 +23,12 @@ public static class OrganismEvaluator
         options.Validate();
         if (prompts.Count == 0) throw new ArgumentException("no evaluation prompts", nameof(prompts));
         var clock = Stopwatch.StartNew();
-        var format = ChatFormat.Simple(model.Tokenizer);
-        var encoded = prompts.Select(p => format.EncodePrompt([ChatMessage.User(p.Text)])).ToArray();
+        var (format, encoded, rows) = Encode(model, prompts, options);
         var longest = encoded.Max(e => e.Length);
         if (longest + options.MaxNewTokens > model.Config.MaxPositionEmbeddings)
             throw new ArgumentException($"a prompt of {longest} tokens plus {options.MaxNewTokens} new tokens exceeds the model's context of {model.Config.MaxPositionEmbeddings}; lower max_new_tokens");
 
-        // Rows are (prompt, sample) in prompt order, so a batch holds few distinct prompt lengths.
-        var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray();
-        var cacheKey = AnswerCache.Key(model, rows.Select(p => encoded[p]).ToArray(), options, format.StopTokenIds);
+        var cacheKey = AnswerKey(model, format, encoded, rows, options);
         var generated = cacheKey is null ? null : AnswerCache.Read(cacheKey, rows.Length);
         if (generated is not null) Progress.Report($"eval {promptSet}: {rows.Length} answers from the answer cache");
         else
@@ -40,6 +37,27 @@ public static class OrganismEvaluator
             if (cacheKey is not null) AnswerCache.Write(cacheKey, generated);
         }
         return Grade(model, prompts, options, promptSet, generated, clock);
+    }
+
+    /// <summary>The answer-cache key of what <paramref name="request"/> would sample from <paramref name="model"/>; null when it is not cached.</summary>
+    internal static string? AnswerKey(LoadedModel model, EvalRequest request)
+    {
+        var (format, encoded, rows) = Encode(model, request.Prompts, request.Options);
+        return AnswerKey(model, format, encoded, rows, request.Options);
+    }
+
+    static string? AnswerKey(LoadedModel model, ChatFormat format, int[][] encoded, int[] rows, EvalOptions options) =>
+        AnswerCache.Key(model, rows.Select(p => encoded[p]).ToArray(), options, format.StopTokenIds);
+
+    /// <summary>
+    /// The prompts as single-turn chats in the simple template, and the rows to sample: (prompt, sample) in prompt order,
+    /// so a batch holds few distinct prompt lengths.
+    /// </summary>
+    static (ChatFormat Format, int[][] Encoded, int[] Rows) Encode(LoadedModel model, IReadOnlyList<EvalPrompt> prompts, EvalOptions options)
+    {
+        var format = ChatFormat.Simple(model.Tokenizer);
+        var encoded = prompts.Select(p => format.EncodePrompt([ChatMessage.User(p.Text)])).ToArray();
+        return (format, encoded, Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray());
     }
 
     /// <summary>Decodes and judges sampled answers (rows in prompt order, <see cref="EvalOptions.Samples"/> per prompt) into a report.</summary>

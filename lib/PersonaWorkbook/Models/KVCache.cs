@@ -13,7 +13,7 @@ public sealed class KVCache : IDisposable
 {
     readonly Tensor?[] keys, values;
     readonly long[] lengths;
-    long capacity;
+    readonly int initialCapacity;
 
     /// <param name="capacity">Tokens to reserve room for (prompt + new tokens); 0 sizes the buffers at the first step.</param>
     public KVCache(int numLayers, int capacity = 0)
@@ -22,7 +22,7 @@ public sealed class KVCache : IDisposable
         keys = new Tensor?[numLayers];
         values = new Tensor?[numLayers];
         lengths = new long[numLayers];
-        this.capacity = capacity;
+        initialCapacity = capacity;
     }
 
     /// <summary>Tokens cached so far (read from layer 0, which every forward pass fills first).</summary>
@@ -32,11 +32,12 @@ public sealed class KVCache : IDisposable
     public (Tensor k, Tensor v) Append(int layer, Tensor k, Tensor v)
     {
         long past = lengths[layer], T = k.shape[2], needed = past + T;
-        if (keys[layer] is null || needed > keys[layer]!.shape[2])
+        var current = keys[layer]?.shape[2] ?? 0;
+        if (needed > current)
         {
-            capacity = Math.Max(needed, Math.Max(capacity, 2 * (keys[layer]?.shape[2] ?? 0)));
-            keys[layer] = Grow(keys[layer], k, past);
-            values[layer] = Grow(values[layer], v, past);
+            var size = Math.Max(needed, Math.Max(initialCapacity, 2 * current));
+            keys[layer] = Grow(keys[layer], k, past, size);
+            values[layer] = Grow(values[layer], v, past, size);
         }
         using (no_grad())
         {
@@ -48,11 +49,11 @@ public sealed class KVCache : IDisposable
         return (keys[layer]!.narrow(2, 0, needed), values[layer]!.narrow(2, 0, needed));
     }
 
-    /// <summary>A buffer of the current capacity shaped like <paramref name="like"/>, holding the first <paramref name="past"/> columns of <paramref name="old"/>.</summary>
-    Tensor Grow(Tensor? old, Tensor like, long past)
+    /// <summary>A buffer of <paramref name="size"/> tokens shaped like <paramref name="like"/>, holding the first <paramref name="past"/> columns of <paramref name="old"/>.</summary>
+    static Tensor Grow(Tensor? old, Tensor like, long past, long size)
     {
         var (B, heads, hd) = (like.shape[0], like.shape[1], like.shape[3]);
-        var buffer = empty([B, heads, capacity, hd], like.dtype, like.device).DetachFromDisposeScope();
+        var buffer = empty([B, heads, size, hd], like.dtype, like.device).DetachFromDisposeScope();
         if (old is not null)
         {
             using (no_grad()) buffer.narrow(2, 0, past).copy_(old.narrow(2, 0, past));

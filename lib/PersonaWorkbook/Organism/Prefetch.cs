@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Reporting;
-using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.World;
 
 namespace PersonaWorkbook.Organism;
@@ -67,13 +66,7 @@ public static class Prefetch
         if (OrganismCache.Find(FineTuner.CacheKey(r), r.Output, r.CacheRoot) is not { } directory) return true;
         if (job.Evals.Count == 0) return false;
         using var model = ModelCheckpoint.Load(directory);
-        var format = ChatFormat.Simple(model.Tokenizer);
-        return job.Evals.Any(e =>
-        {
-            var encoded = e.Prompts.Select(p => format.EncodePrompt([ChatMessage.User(p.Text)])).ToArray();
-            var rows = encoded.SelectMany(p => Enumerable.Repeat(p, e.Options.Samples)).ToArray();
-            return AnswerCache.Key(model, rows, e.Options, format.StopTokenIds) is { } key && !AnswerCache.Contains(key);
-        });
+        return job.Evals.Any(e => OrganismEvaluator.AnswerKey(model, e) is { } key && !AnswerCache.Contains(key));
     }
 
     /// <summary>`dotnet workbook.dll worker` when this program ships the workbook command (the CLI, its kernel, the tests).</summary>
@@ -116,6 +109,10 @@ public static class Prefetch
             ["finetuned_domain"] = e.Options.FineTunedDomain,
         }).ToArray()),
     };
+
+    /// <summary>Reads a job file written from <see cref="ToJson"/>; errors name the file and the field.</summary>
+    public static PrefetchJob ReadJob(string path) =>
+        FromJson(OrganismCache.ReadJsonObject(path) ?? throw new FileNotFoundException($"{path}: job file not found", path), path);
 
     /// <summary>Reads a job written by <see cref="ToJson"/>; errors name <paramref name="source"/> and the field.</summary>
     public static PrefetchJob FromJson(JsonObject json, string source)
