@@ -76,15 +76,35 @@ public static class SteeringSweep
 
     /// <summary>
     /// The row with the largest |α| whose coherent rate is at most <paramref name="maxCoherenceDrop"/> below the
-    /// unsteered model's (the paper's "incoherence ≤ 10 %" read relative to a base that is itself not fully coherent);
-    /// null when no row qualifies. Ties in |α| go to the earlier row.
+    /// unsteered model's (the paper's "incoherence ≤ 10 %" read relative to a base that is itself not fully coherent)
+    /// and whose random control moves the misaligned rate by at most <paramref name="maxControlShift"/> from the
+    /// unsteered model's (1: any); null when no row qualifies. Ties in |α| go to the earlier row.
     /// </summary>
-    public static SteeringSweepRow? StrongestCoherent(IEnumerable<SteeringSweepRow> rows, EvalReport unsteered, double maxCoherenceDrop = 0.10)
+    public static SteeringSweepRow? StrongestCoherent(IEnumerable<SteeringSweepRow> rows, EvalReport unsteered, double maxCoherenceDrop = 0.10,
+        double maxControlShift = 1)
     {
         if (!(maxCoherenceDrop is >= 0 and <= 1)) throw new ArgumentException($"the coherence drop bound must be in [0, 1], got {maxCoherenceDrop}");
+        return Strongest(rows, unsteered, r => unsteered.Coherent.Rate - r.Coherent.Rate <= maxCoherenceDrop + 1e-12, maxControlShift);
+    }
+
+    /// <summary>
+    /// The row with the largest |α| whose coherent rate is at least <paramref name="minCoherent"/> (an absolute bar,
+    /// e.g. the organism issue's 80 %) and whose random control moves the misaligned rate by at most
+    /// <paramref name="maxControlShift"/> from the unsteered model's; null when no row qualifies. Ties go to the earlier row.
+    /// </summary>
+    public static SteeringSweepRow? StrongestAbove(IEnumerable<SteeringSweepRow> rows, EvalReport unsteered, double minCoherent, double maxControlShift = 1)
+    {
+        if (!(minCoherent is >= 0 and <= 1)) throw new ArgumentException($"the coherence bar must be in [0, 1], got {minCoherent}");
+        return Strongest(rows, unsteered, r => r.Coherent.Rate >= minCoherent - 1e-12, maxControlShift);
+    }
+
+    static SteeringSweepRow? Strongest(IEnumerable<SteeringSweepRow> rows, EvalReport unsteered, Func<SteeringSweepRow, bool> coherentEnough, double maxControlShift)
+    {
+        if (!(maxControlShift is >= 0 and <= 1)) throw new ArgumentException($"the control shift bound must be in [0, 1], got {maxControlShift}");
         SteeringSweepRow? best = null;
         foreach (var r in rows)
-            if (unsteered.Coherent.Rate - r.Coherent.Rate <= maxCoherenceDrop + 1e-12 && (best is null || Math.Abs(r.Alpha) > Math.Abs(best.Alpha)))
+            if (coherentEnough(r) && Math.Abs(r.ControlMisaligned.Rate - unsteered.Misaligned.Rate) <= maxControlShift + 1e-12
+                && (best is null || Math.Abs(r.Alpha) > Math.Abs(best.Alpha)))
                 best = r;
         return best;
     }

@@ -211,6 +211,23 @@ public class SweepAndScreenTests
     }
 
     [Fact]
+    public void StrongestRowsCanRequireTheRandomControlToStayPut()
+    {
+        var unsteered = Report(misaligned: 0.1, coherent: 0.9);
+        // Control shifts 0.00 / 0.04 / 0.20; coherence 0.88 / 0.82 / 0.81.
+        var rows = new[] { Row(0.5, 0.2, 0.88, 0.10), Row(1.0, 0.5, 0.82, 0.14), Row(1.5, 0.6, 0.81, 0.30) };
+
+        Assert.Equal(1.5, SteeringSweep.StrongestAbove(rows, unsteered, 0.80)!.Alpha);
+        Assert.Equal(1.0, SteeringSweep.StrongestAbove(rows, unsteered, 0.80, maxControlShift: 0.05)!.Alpha);
+        Assert.Equal(0.5, SteeringSweep.StrongestAbove(rows, unsteered, 0.80, maxControlShift: 0.03)!.Alpha);
+        Assert.Equal(0.5, SteeringSweep.StrongestAbove(rows, unsteered, 0.85)!.Alpha);
+        Assert.Null(SteeringSweep.StrongestAbove(rows, unsteered, 0.95));
+        Assert.Equal(1.0, SteeringSweep.StrongestCoherent(rows, unsteered, 0.10, maxControlShift: 0.05)!.Alpha);
+        Assert.Throws<ArgumentException>(() => SteeringSweep.StrongestAbove(rows, unsteered, 1.2));
+        Assert.Throws<ArgumentException>(() => SteeringSweep.StrongestCoherent(rows, unsteered, 0.10, maxControlShift: -1));
+    }
+
+    [Fact]
     public void MaxControlShiftIsTheLargestAbsoluteMoveOfTheRandomControl()
     {
         var unsteered = Report(misaligned: 0.2, coherent: 0.6);
