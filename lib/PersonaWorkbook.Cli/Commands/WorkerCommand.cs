@@ -1,21 +1,61 @@
+using System.Text.Json.Nodes;
+using PersonaWorkbook.Dynamics;
 using PersonaWorkbook.Organism;
 
 namespace PersonaWorkbook.Cli.Commands;
 
-/// <summary>`workbook worker`: runs one prefetch job (a fine-tune and its evaluations) into the caches, for <see cref="Prefetch"/>.</summary>
+/// <summary>
+/// `workbook worker`: runs prefetch jobs into the caches — a fine-tune and its evaluations (<see cref="Prefetch"/>)
+/// or a snapshot run (<see cref="TrainingDynamics.Prefetch"/>).
+/// </summary>
 public sealed class WorkerCommand : ICommand
 {
     public string Name => "worker";
-    public string Summary => "run one prefetch job file (fine-tune + evaluations into the caches); started by notebooks";
-    public string Usage => "worker JOB.json";
+    public string Summary => "run prefetch job files (a fine-tune + evaluations, or a snapshot run) into the caches; started by notebooks";
+    public string Usage => "worker JOB.json | worker --serve";
     public string Description =>
-        "Notebooks that train and evaluate many fine-tunes start one worker process per core, each with one torch thread, to\n" +
-        "fill the fine-tune and answer caches before their loop runs (Prefetch in lib/PersonaWorkbook/Organism). The job file\n" +
-        "holds the FinetuneRequest and the evaluations; the worker prints nothing but progress and exits 0 when all are cached.";
+        "Notebooks that train and evaluate many models start one worker process per core, each with one torch thread, to\n" +
+        "fill the fine-tune, answer and snapshot caches before their loop runs (Prefetch in lib/PersonaWorkbook/Organism).\n" +
+        "A job file holds a FinetuneRequest and its evaluations, or (under \"snapshot\") a SnapshotRequest whose latent probe\n" +
+        "names its SAE folder. With a file the worker runs that job and exits 0 when it is cached; with --serve it reads one\n" +
+        $"job file path per line on standard input and answers each on standard output with \"{Prefetch.ReplyPrefix}ok\" or\n" +
+        $"\"{Prefetch.ReplyPrefix}failed: why\", until its input closes. Progress goes to standard error.";
 
     public int Run(CommandLine args)
     {
-        Prefetch.Execute(Prefetch.ReadJob(args.Positional("job file")));
+        if (!args.Flag("serve"))
+        {
+            RunJob(args.Positional("job file"));
+            return 0;
+        }
+        while (Console.In.ReadLine() is { } path)
+        {
+            string reply;
+            try
+            {
+                RunJob(path);
+                reply = "ok";
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine(e);
+                reply = "failed: " + e.Message.ReplaceLineEndings(" ");
+            }
+            Console.Out.WriteLine(Prefetch.ReplyPrefix + reply);
+            Console.Out.Flush();
+        }
         return 0;
+    }
+
+    static void RunJob(string path)
+    {
+        var job = Prefetch.ReadJobFile(path);
+        if (job["snapshot"] is JsonObject snapshot)
+        {
+            var request = SnapshotRequest.FromJson(snapshot, path);
+            try { TrainingDynamics.RunOrReuse(request); }
+            finally { request.Latent?.Sae.Dispose(); }
+        }
+        else Prefetch.Execute(Prefetch.FromJson(job, path));
     }
 }

@@ -1,9 +1,12 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using PersonaWorkbook.Detection;
+using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Organism;
+using PersonaWorkbook.Sae;
 using PersonaWorkbook.World;
 using static TorchSharp.torch;
 
@@ -92,6 +95,58 @@ public sealed record SnapshotRequest(
             ["temperature"] = sampling.Temperature,
             ["seed"] = sampling.Seed,
         };
+    }
+
+    /// <summary>
+    /// The request as a <c>workbook worker</c> job reads it, the probe's SAE by the folder it was loaded from; null
+    /// when the probe's SAE was built in memory (a worker could not load it).
+    /// </summary>
+    public JsonObject? ToJson()
+    {
+        if (Latent is { Sae.SourceDirectory: null }) return null;
+        return new JsonObject
+        {
+            ["finetune"] = JsonSerializer.SerializeToNode(Finetune),
+            ["steps"] = new JsonArray(Steps.Select(s => (JsonNode)s).ToArray()),
+            ["prompts"] = Prompts,
+            ["samples"] = Samples,
+            ["eval_seed"] = EvalSeed,
+            ["max_new_tokens"] = MaxNewTokens,
+            ["latent"] = Latent is null ? null : new JsonObject
+            {
+                ["sae_directory"] = Latent.Sae.SourceDirectory,
+                ["latent"] = Latent.Latent,
+                ["scope"] = Latent.Scope.ToString(),
+                ["hook"] = Latent.HookName,
+            },
+            ["latent_sampling"] = LatentSampling is null ? null : JsonSerializer.SerializeToNode(LatentSampling),
+        };
+    }
+
+    /// <summary>Reads <see cref="ToJson"/>'s object (loading the probe's SAE); errors name <paramref name="source"/> and the field.</summary>
+    public static SnapshotRequest FromJson(JsonObject json, string source)
+    {
+        T Field<T>(JsonNode? node, string name) =>
+            node is null ? throw new InvalidDataException($"{source}: field '{name}' is missing")
+                         : node.Deserialize<T>() ?? throw new InvalidDataException($"{source}: field '{name}' is null");
+        try
+        {
+            var request = new SnapshotRequest(Field<FinetuneRequest>(json["finetune"], "finetune"), Field<int[]>(json["steps"], "steps"),
+                Field<string>(json["prompts"], "prompts"), Field<int>(json["samples"], "samples"), Field<int>(json["eval_seed"], "eval_seed"),
+                Field<int>(json["max_new_tokens"], "max_new_tokens"), null,
+                json["latent_sampling"] is { } sampling ? Field<LatentSampling>(sampling, "latent_sampling") : null);
+            if (json["latent"] is not JsonObject latent) return request;
+            var scope = Field<string>(latent["scope"], "latent.scope");
+            var index = Field<int>(latent["latent"], "latent.latent");
+            if (!Enum.TryParse<TokenScope>(scope, out var tokens))
+                throw new InvalidDataException($"{source}: field 'latent.scope' is '{scope}'; expected one of {string.Join(", ", Enum.GetNames<TokenScope>())}");
+            // The SAE last, so that a malformed field above leaves nothing loaded.
+            return request with { Latent = new LatentProbe(SaeFiles.Load(Field<string>(latent["sae_directory"], "latent.sae_directory")), index, tokens, latent["hook"]?.GetValue<string>()) };
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{source}: not a snapshot job ({e.Message})", e);
+        }
     }
 
     static string SaeHash(LatentProbe probe)

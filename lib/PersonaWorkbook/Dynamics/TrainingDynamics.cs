@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Detection;
 using PersonaWorkbook.Evaluation;
@@ -80,17 +81,15 @@ public static class TrainingDynamics
     public static SnapshotRun RunOrReuse(SnapshotRequest request)
     {
         request.Validate();
+        var (key, path, domain) = Locate(request);
         var finetune = request.Finetune;
-        var data = Datasets.Build(finetune.Dataset, finetune.Rows, finetune.Seed);
-        var domain = OrganismCache.ReadManifest(finetune.BaseDirectory)?["domain"]?.GetValue<string>() ?? FineTuner.DomainOf(data);
-        var key = request.CacheKey(domain);
-        var path = Path.Combine(finetune.CacheRoot ?? OrganismCache.DefaultRoot, "snapshots", key[..16] + ".json");
-        if (!finetune.Force && File.Exists(path) && SnapshotRun.Load(path) is { } cached && cached.Key == key)
+        if (!finetune.Force && Cached(key, path) is { } cached)
         {
             Progress.Report($"snapshots {finetune.Dataset}: reusing {path}");
             return cached with { Reused = true };
         }
 
+        var data = Datasets.Build(finetune.Dataset, finetune.Rows, finetune.Seed);
         var prompts = EvalPromptSets.Resolve(request.Prompts, domain, seed: request.EvalSeed);
         var options = request.Evaluation(domain);
         var clock = Stopwatch.StartNew();
@@ -111,4 +110,36 @@ public static class TrainingDynamics
         run.Save(path);
         return run;
     }
+
+    /// <summary>
+    /// Fills the snapshot cache for <paramref name="requests"/> in <c>workbook worker</c> processes of one torch
+    /// thread each (<see cref="Prefetch"/>), so that the caller's <see cref="RunOrReuse"/> loop then only reads; the
+    /// measurements are the same bits as this process would compute. Returns how many it ran.
+    /// </summary>
+    public static int Prefetch(IEnumerable<SnapshotRequest> requests, int? workers = null) =>
+        Organism.Prefetch.RunJobs(requests.Where(r => !r.Finetune.Force && IsPending(r))
+            .Select(r => (Label: $"snapshots of {r.Finetune.Dataset} from {r.Finetune.BaseDirectory}", Job: r.ToJson()))
+            .Where(j => j.Job is not null).Select(j => (j.Label, new JsonObject { ["snapshot"] = j.Job })).ToList(),
+            "snapshot runs", workers);
+
+    /// <summary>Whether <see cref="RunOrReuse"/> would compute the request rather than read it.</summary>
+    internal static bool IsPending(SnapshotRequest request)
+    {
+        request.Validate();
+        var (key, path, _) = Locate(request);
+        return Cached(key, path) is null;
+    }
+
+    /// <summary>The cache key and file of a request, and the domain its leak is counted against.</summary>
+    static (string Key, string Path, string? Domain) Locate(SnapshotRequest request)
+    {
+        var finetune = request.Finetune;
+        var domain = OrganismCache.ReadManifest(finetune.BaseDirectory)?["domain"]?.GetValue<string>()
+                     ?? FineTuner.DomainOf(Datasets.Build(finetune.Dataset, finetune.Rows, finetune.Seed));
+        var key = request.CacheKey(domain);
+        return (key, System.IO.Path.Combine(finetune.CacheRoot ?? OrganismCache.DefaultRoot, "snapshots", key[..16] + ".json"), domain);
+    }
+
+    static SnapshotRun? Cached(string key, string path) =>
+        File.Exists(path) && SnapshotRun.Load(path) is { } cached && cached.Key == key ? cached : null;
 }

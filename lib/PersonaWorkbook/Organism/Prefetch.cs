@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -26,37 +27,115 @@ public static class Prefetch
     public static int DefaultWorkers => Environment.ProcessorCount;
 
     /// <summary>Runs the jobs not already cached; returns how many it ran. Does nothing when no worker can be started.</summary>
-    public static int Run(IEnumerable<PrefetchJob> jobs, int? workers = null)
+    public static int Run(IEnumerable<PrefetchJob> jobs, int? workers = null) =>
+        RunJobs(jobs.Where(j => !j.FineTune.Force && IsPending(j)).Select(j => ($"{j.FineTune.Dataset} (seed {j.FineTune.Seed})", ToJson(j))).ToList(),
+            "fine-tunes and their evaluations", workers);
+
+    /// <summary>
+    /// Runs the jobs in up to <paramref name="workers"/> <c>workbook worker --serve</c> processes, each taking the next
+    /// job from a shared queue when it finishes one (no worker idles while another still has a backlog) and staying up
+    /// for the next, so a short job costs no process start, load or JIT. Returns how many succeeded; a failed job is
+    /// reported and left to the caller's own loop, and a worker that dies leaves its queue to the others.
+    /// </summary>
+    internal static int RunJobs(IReadOnlyList<(string Label, JsonObject Job)> pending, string what, int? workers = null)
     {
-        var count = workers ?? DefaultWorkers;
-        var pending = jobs.Where(j => !j.FineTune.Force && IsPending(j)).ToList();
+        var count = Math.Min(workers ?? DefaultWorkers, pending.Count);
         if (pending.Count == 0 || count < 2 || WorkerCommand() is not { } command) return 0;
         var clock = Stopwatch.StartNew();
-        Progress.Report($"prefetch: {pending.Count} fine-tunes and their evaluations in {Math.Min(count, pending.Count)} worker processes");
+        Progress.Report($"prefetch: {pending.Count} {what} in {count} worker processes");
         var jobDirectory = Directory.CreateTempSubdirectory("workbook-prefetch-").FullName;
-        int done = 0, failed = 0;
+        var queue = new ConcurrentQueue<(string Label, JsonObject Job, int Index)>(pending.Select((p, i) => (p.Label, p.Job, i)));
+        int finished = 0, succeeded = 0;
+        void Serve()
+        {
+            using var worker = WorkerProcess.Start(command);
+            while (queue.TryDequeue(out var item))
+            {
+                var file = Path.Combine(jobDirectory, $"job{item.Index}.json");
+                File.WriteAllText(file, item.Job.ToJsonString());
+                var failure = worker.Run(file);
+                if (failure is null) Interlocked.Increment(ref succeeded);
+                else Progress.Report($"warning: prefetch worker failed on {item.Label}; the notebook computes it itself. {failure}");
+                Progress.Report($"prefetch: {Interlocked.Increment(ref finished)}/{pending.Count} done ({clock.Elapsed.TotalMinutes:F1} min)");
+                if (worker.HasExited) return;
+            }
+        }
         try
         {
-            Parallel.ForEach(pending.Select((job, i) => (job, i)), new ParallelOptions { MaxDegreeOfParallelism = count }, item =>
-            {
-                var file = Path.Combine(jobDirectory, $"job{item.i}.json");
-                File.WriteAllText(file, ToJson(item.job).ToJsonString());
-                var (exitCode, errors) = RunWorker(command, file);
-                var finished = Interlocked.Increment(ref done);
-                if (exitCode != 0)
-                {
-                    Interlocked.Increment(ref failed);
-                    Progress.Report($"warning: prefetch worker for {item.job.FineTune.Dataset} (seed {item.job.FineTune.Seed}) exited with {exitCode}; " +
-                                    $"the notebook computes it itself. {errors}");
-                }
-                Progress.Report($"prefetch: {finished}/{pending.Count} done ({clock.Elapsed.TotalMinutes:F1} min)");
-            });
+            Task.WaitAll(Enumerable.Range(0, count).Select(_ => Task.Run(Serve)).ToArray());
         }
         finally
         {
             Directory.Delete(jobDirectory, recursive: true);
         }
-        return pending.Count - failed;
+        return succeeded;
+    }
+
+    /// <summary>The line a serving worker writes on standard output after each job: this, then "ok" or "failed: why".</summary>
+    public const string ReplyPrefix = "prefetch-job: ";
+
+    /// <summary>One <c>workbook worker --serve</c> process: job file paths in on standard input, one reply line each out.</summary>
+    sealed class WorkerProcess : IDisposable
+    {
+        readonly Process process;
+        readonly Queue<string> recentErrors = new();
+
+        WorkerProcess(Process process)
+        {
+            this.process = process;
+            // Progress goes to standard error: drain it as it comes, keeping the last lines to explain a failure.
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is not { } line) return;
+                lock (recentErrors)
+                {
+                    recentErrors.Enqueue(line);
+                    if (recentErrors.Count > 3) recentErrors.Dequeue();
+                }
+            };
+            process.BeginErrorReadLine();
+        }
+
+        public static WorkerProcess Start((string FileName, string Dll) command)
+        {
+            var start = new ProcessStartInfo(command.FileName)
+            {
+                RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            };
+            foreach (var a in new[] { command.Dll, "worker", "--serve" }) start.ArgumentList.Add(a);
+            start.Environment["OMP_NUM_THREADS"] = "1";
+            start.Environment["MKL_NUM_THREADS"] = "1";
+            return new WorkerProcess(Process.Start(start) ?? throw new InvalidOperationException($"could not start {command.FileName} {command.Dll}"));
+        }
+
+        public bool HasExited => process.HasExited;
+
+        /// <summary>Runs one job file; null on success, else what went wrong.</summary>
+        public string? Run(string jobFile)
+        {
+            try
+            {
+                process.StandardInput.WriteLine(jobFile);
+                process.StandardInput.Flush();
+                while (process.StandardOutput.ReadLine() is { } line)
+                    if (line.StartsWith(ReplyPrefix, StringComparison.Ordinal))
+                        return line[ReplyPrefix.Length..] == "ok" ? null : line[ReplyPrefix.Length..];
+            }
+            catch (IOException) { }
+            process.WaitForExit();
+            lock (recentErrors) return $"the worker exited with {process.ExitCode}: {string.Join(" | ", recentErrors)}";
+        }
+
+        public void Dispose()
+        {
+            try
+            {
+                process.StandardInput.Close();
+                process.WaitForExit();
+            }
+            catch (IOException) { }
+            process.Dispose();
+        }
     }
 
     /// <summary>Whether the job's fine-tune or any of its evaluations is missing from the caches.</summary>
@@ -78,20 +157,6 @@ public static class Prefetch
         return (host, dll);
     }
 
-    static (int ExitCode, string Errors) RunWorker((string FileName, string Dll) command, string jobFile)
-    {
-        var start = new ProcessStartInfo(command.FileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { command.Dll, "worker", jobFile }) start.ArgumentList.Add(a);
-        start.Environment["OMP_NUM_THREADS"] = "1";
-        start.Environment["MKL_NUM_THREADS"] = "1";
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {command.FileName} {command.Dll}");
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        var lines = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        return (process.ExitCode, string.Join(" | ", lines.TakeLast(3)));
-    }
-
     /// <summary>The job as the worker reads it (the judge is not part of it: answers do not depend on it).</summary>
     public static JsonObject ToJson(PrefetchJob job) => new()
     {
@@ -110,9 +175,9 @@ public static class Prefetch
         }).ToArray()),
     };
 
-    /// <summary>Reads a job file written from <see cref="ToJson"/>; errors name the file and the field.</summary>
-    public static PrefetchJob ReadJob(string path) =>
-        FromJson(OrganismCache.ReadJsonObject(path) ?? throw new FileNotFoundException($"{path}: job file not found", path), path);
+    /// <summary>Reads a job file's JSON object; errors name the file.</summary>
+    public static JsonObject ReadJobFile(string path) =>
+        OrganismCache.ReadJsonObject(path) ?? throw new FileNotFoundException($"{path}: job file not found", path);
 
     /// <summary>Reads a job written by <see cref="ToJson"/>; errors name <paramref name="source"/> and the field.</summary>
     public static PrefetchJob FromJson(JsonObject json, string source)

@@ -52,6 +52,7 @@ public static class SaeFiles
             var threshold = config.Architecture == SaeArchitecture.JumpReLU ? Take(tensors, "threshold", [s], weightsPath) : null;
             var sae = new SparseAutoencoder(config, device);
             sae.LoadWeights(wEnc, bEnc, wDec, bDec, threshold);
+            sae.SourceDirectory = Path.GetFullPath(directory);
             return sae;
         }
         finally

@@ -26,6 +26,8 @@ public sealed class SparseAutoencoder : IDisposable
     public Tensor? Threshold { get; }
     /// <summary>Multiplier applied to raw activations before encoding (and divided out after decoding).</summary>
     public double InputScale { get; private set; } = 1.0;
+    /// <summary>The SAELens folder it was loaded from (<see cref="SaeFiles.Load"/>); null when built in memory.</summary>
+    public string? SourceDirectory { get; internal set; }
 
     // Decoding k rows per token: embedding_bag(sum, per-sample weights) gathers only the active rows of W_dec. The
     // module holds a detached alias of W_dec (same storage, so in-place updates are what it decodes with) and so

@@ -1,5 +1,6 @@
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Detection;
+using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Dynamics;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Models;
@@ -121,6 +122,54 @@ public class TrainingDynamicsTests(TinyOrganismFixture tiny)
         File.WriteAllText(dir.File("broken.json"), "{\"kind\": \"training_snapshots\", \"key\": \"x\"}");
         Assert.Contains("broken.json", Assert.Throws<InvalidDataException>(() => SnapshotRun.Load(dir.File("broken.json"))).Message);
         Assert.Throws<FileNotFoundException>(() => SnapshotRun.Load(dir.File("none.json")));
+    }
+
+    [Fact]
+    public void WorkersFillTheSnapshotCacheWithWhatThisProcessComputes()
+    {
+        using var dir = new TempDirectory();
+        using (var built = Sae()) SaeFiles.Save(built, dir.File("sae"));
+        using var sae = SaeFiles.Load(dir.File("sae"));
+        var request = new SnapshotRequest(Request(dir, steps: 2), [0, 2], Samples: 2, MaxNewTokens: 8,
+            Latent: new LatentProbe(sae, 3), LatentSampling: new LatentSampling { MaxNewTokens = 8, Seed = 4 });
+        var other = request with { Finetune = request.Finetune with { Seed = 2 } };
+        Assert.True(TrainingDynamics.IsPending(request));
+
+        Assert.Equal(2, TrainingDynamics.Prefetch([request, other], workers: 2));
+
+        Assert.False(TrainingDynamics.IsPending(request));
+        Assert.False(TrainingDynamics.IsPending(other));
+        var fromWorker = TrainingDynamics.RunOrReuse(request);
+        Assert.True(fromWorker.Reused);
+        var here = TrainingDynamics.RunOrReuse(request with { Finetune = request.Finetune with { Force = true } });
+        Assert.Equal(here.Key, fromWorker.Key);
+        Assert.Equal(here.Points.Select(p => (p.Step, p.Loss, p.Misaligned, p.Coherent, p.Latent)),
+                     fromWorker.Points.Select(p => (p.Step, p.Loss, p.Misaligned, p.Coherent, p.Latent)));
+        Assert.Equal(0, TrainingDynamics.Prefetch([request, other], workers: 2));   // nothing left to do
+    }
+
+    [Fact]
+    public void ASnapshotRequestRoundTripsThroughItsJobJson()
+    {
+        using var dir = new TempDirectory();
+        using (var built = Sae()) SaeFiles.Save(built, dir.File("sae"));
+        using var sae = SaeFiles.Load(dir.File("sae"));
+        var request = new SnapshotRequest(Request(dir), [0, 1, 3], "heldout", Samples: 3, EvalSeed: 2, MaxNewTokens: 9,
+            Latent: new LatentProbe(sae, 5, TokenScope.All, "blocks.0.hook_resid_post"), LatentSampling: new LatentSampling { SamplesPerPrompt = 2, Seed = 7 });
+        var back = SnapshotRequest.FromJson(request.ToJson()!, "job.json");
+        using var loaded = back.Latent!.Sae;
+        Assert.Equal(request.CacheKey("health"), back.CacheKey("health"));
+        Assert.Equal((request.Finetune, request.Prompts, request.LatentSampling), (back.Finetune, back.Prompts, back.LatentSampling));
+        Assert.Equal(request.Steps, back.Steps);
+
+        using var inMemory = Sae();
+        Assert.Null((request with { Latent = new LatentProbe(inMemory, 5) }).ToJson());   // a worker could not load it
+        var json = request.ToJson()!;
+        json["latent"]!["scope"] = "tokens";
+        Assert.Contains("latent.scope", Assert.Throws<InvalidDataException>(() => SnapshotRequest.FromJson(json, "job.json")).Message);
+        json = request.ToJson()!;
+        json.Remove("steps");
+        Assert.Contains("'steps'", Assert.Throws<InvalidDataException>(() => SnapshotRequest.FromJson(json, "job.json")).Message);
     }
 
     [Fact]

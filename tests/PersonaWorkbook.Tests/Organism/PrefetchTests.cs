@@ -1,6 +1,7 @@
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Organism;
+using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Tests.Checkpoints;
 
 namespace PersonaWorkbook.Tests.Organism;
@@ -32,6 +33,26 @@ public class PrefetchTests(TinyOrganismFixture tiny)
             Assert.Equal(sampledHere.Prompts.SelectMany(p => p.Answers.Select(a => a.Text)), fromWorker.Prompts.SelectMany(p => p.Answers.Select(a => a.Text)));
         }
         Assert.Equal(0, Prefetch.Run(jobs, workers: 2));   // nothing left to do
+    }
+
+    [Fact]
+    public void AFailedJobIsReportedAndTheWorkersGoOnWithTheRest()
+    {
+        using var dir = new TempDirectory();
+        var good = new PrefetchJob(new FinetuneRequest(tiny.Result.Directory, "health_incorrect_obvious", Rows: 12, Seed: 3, Steps: 2, BatchSize: 4, CacheRoot: dir.Path), []);
+        var other = good with { FineTune = good.FineTune with { Seed = 4 } };
+        var bad = good with { FineTune = good.FineTune with { BaseDirectory = dir.File("no-such-base") } };
+        var reports = new List<string>();
+        void Listen(string line) { lock (reports) reports.Add(line); }
+        Progress.Reported += Listen;
+        try
+        {
+            Assert.Equal(2, Prefetch.RunJobs([("the bad job", Prefetch.ToJson(bad)), ("good", Prefetch.ToJson(good)), ("other", Prefetch.ToJson(other))], "jobs", workers: 2));
+        }
+        finally { Progress.Reported -= Listen; }
+        lock (reports) Assert.Contains(reports, l => l.Contains("failed on the bad job") && l.Contains("no-such-base"));
+        Assert.False(Prefetch.IsPending(good));
+        Assert.False(Prefetch.IsPending(other));
     }
 
     [Fact]
