@@ -23,55 +23,86 @@ public static class LatentDashboards
     /// the corpus size. Control tokens (<see cref="StatisticsOptions.ControlTokenIds"/>) are not counted.
     /// </summary>
     public static IReadOnlyList<LatentDashboard> Build(LlamaForCausalLM model, ITokenizer tokenizer, SparseAutoencoder sae, IReadOnlyList<int> latents,
-        IEnumerable<PretrainDocument> documents, DashboardOptions? options = null)
+        IEnumerable<PretrainDocument> documents, DashboardOptions? options = null) =>
+        Build(model, tokenizer, [(sae, latents)], documents, options)[0];
+
+    /// <summary>
+    /// Dashboards for latents of several SAEs at one site (e.g. the seeds of one layer's SAE) from one pass of the
+    /// model over <paramref name="documents"/>: each SAE encodes the same captured activations, and each gets what a
+    /// separate call would give (its own reservoir generator from <see cref="DashboardOptions.Seed"/>).
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<LatentDashboard>> Build(LlamaForCausalLM model, ITokenizer tokenizer,
+        IReadOnlyList<(SparseAutoencoder Sae, IReadOnlyList<int> Latents)> requests, IEnumerable<PretrainDocument> documents, DashboardOptions? options = null)
     {
         var o = options ?? new DashboardOptions();
         o.Validate();
-        if (latents.Count == 0) throw new ArgumentException("no latents given");
-        foreach (var l in latents)
-            if (l < 0 || l >= sae.Config.DSae) throw new ArgumentOutOfRangeException(nameof(latents), $"latent {l} is not in 0..{sae.Config.DSae - 1}");
+        if (requests.Count == 0) throw new ArgumentException("no SAEs given");
+        foreach (var (sae, latents) in requests)
+        {
+            if (latents.Count == 0) throw new ArgumentException("no latents given");
+            foreach (var l in latents)
+                if (l < 0 || l >= sae.Config.DSae) throw new ArgumentOutOfRangeException(nameof(requests), $"latent {l} is not in 0..{sae.Config.DSae - 1}");
+        }
         var statistics = new StatisticsOptions { HookName = o.HookName, PadTokenId = Math.Max(0, tokenizer.PadId), ExcludeTokenIds = StatisticsOptions.ControlTokenIds(tokenizer) };
-        var hook = statistics.Hook(model, sae);
+        var hooks = requests.Select(r => statistics.Hook(model, r.Sae)).Distinct().ToArray();
+        if (hooks.Length > 1) throw new ArgumentException($"the SAEs read different sites ({string.Join(", ", hooks)}); one pass serves SAEs of one site");
+        var hook = hooks[0];
         var context = o.ContextLength ?? model.Config.MaxPositionEmbeddings;
         var device = model.parameters().First().device;
-        var rng = new Random((int)o.Seed);
-        var states = latents.Select(_ => new LatentState(o, rng)).ToArray();
-        int L = latents.Count, docIndex = 0;
-        long tokens = 0;
-        using var latentIndex = tensor(latents.Select(l => (long)l).ToArray(), device: device).DetachFromDisposeScope();
-
-        foreach (var group in documents.Select(d => DocumentTokens.Encode(tokenizer, d)).Chunk(o.BatchSize))
+        var states = requests.Select(r =>
         {
-            using var scope = NewDisposeScope();
-            using var batch = TokenBatch.RightPadded(group.Select(g => new TokenSequence(g.Ids)).ToArray(), context, statistics.PadTokenId, device);
-            int T = (int)batch.InputIds.shape[1];
-            var acts = ActivationCapture.Run(model, batch.InputIds, [hook], batch.AttentionMask)[hook];                  // (B, T, d)
-            Tensor selected;
-            using (no_grad()) selected = sae.Encode(acts).index_select(2, latentIndex);                                      // (B, T, L)
-            var values = selected.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-            var counted = PositionMasks.RealTokens(batch.InputIds, batch.AttentionMask, statistics.ExcludeTokenIds).cpu().data<bool>().ToArray();
-            if ((docIndex + group.Length) / 1000 > docIndex / 1000)
-                Reporting.Progress.Report($"dashboards: {docIndex + group.Length} documents, {tokens} tokens");
-            for (int b = 0; b < group.Length; b++, docIndex++)
+            var rng = new Random((int)o.Seed);
+            return r.Latents.Select(_ => new LatentState(o, rng)).ToArray();
+        }).ToArray();
+        var latentIndex = requests.Select(r => tensor(r.Latents.Select(l => (long)l).ToArray(), device: device).DetachFromDisposeScope()).ToArray();
+        int docIndex = 0;
+        long tokens = 0;
+        try
+        {
+            foreach (var group in documents.Select(d => DocumentTokens.Encode(tokenizer, d)).Chunk(o.BatchSize))
             {
-                int length = Math.Min(T, group[b].Ids.Length);
-                for (int t = 0; t < length; t++)
+                using var scope = NewDisposeScope();
+                using var batch = TokenBatch.RightPadded(group.Select(g => new TokenSequence(g.Ids)).ToArray(), context, statistics.PadTokenId, device);
+                int T = (int)batch.InputIds.shape[1];
+                var acts = ActivationCapture.Run(model, batch.InputIds, [hook], batch.AttentionMask)[hook];                  // (B, T, d)
+                var counted = PositionMasks.RealTokens(batch.InputIds, batch.AttentionMask, statistics.ExcludeTokenIds).cpu().data<bool>().ToArray();
+                if ((docIndex + group.Length) / 1000 > docIndex / 1000)
+                    Reporting.Progress.Report($"dashboards: {docIndex + group.Length} documents, {tokens} tokens");
+                for (int k = 0; k < requests.Count; k++)
                 {
-                    if (!counted[b * T + t]) continue;
-                    tokens++;
-                    for (int l = 0; l < L; l++)
+                    Tensor selected;
+                    using (no_grad()) selected = requests[k].Sae.Encode(acts).index_select(2, latentIndex[k]);                  // (B, T, L)
+                    var values = selected.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+                    int L = requests[k].Latents.Count;
+                    for (int b = 0; b < group.Length; b++)
                     {
-                        var v = values[(b * T + t) * L + l];
-                        if (v > 0) states[l].Offer(v, () => Context(group[b], docIndex, t, length, values, b * T * L, L, l, o, tokenizer));
+                        int length = Math.Min(T, group[b].Ids.Length);
+                        for (int t = 0; t < length; t++)
+                        {
+                            if (!counted[b * T + t]) continue;
+                            for (int l = 0; l < L; l++)
+                            {
+                                var v = values[(b * T + t) * L + l];
+                                if (v > 0) states[k][l].Offer(v, () => Context(group[b], docIndex + b, t, length, values, b * T * L, L, l, o, tokenizer));
+                            }
+                        }
                     }
                 }
+                for (int b = 0; b < group.Length; b++)
+                    for (int t = 0, length = Math.Min(T, group[b].Ids.Length); t < length; t++)
+                        if (counted[b * T + t]) tokens++;
+                docIndex += group.Length;
             }
         }
-        return latents.Select((latent, i) =>
+        finally
         {
-            var (positive, negative) = LogitEffects(model, tokenizer, sae, latent, o.LogitCount);
-            return states[i].Finish(latent, hook, docIndex, tokens, positive, negative);
-        }).ToArray();
+            foreach (var t in latentIndex) t.Dispose();
+        }
+        return requests.Select((r, k) => (IReadOnlyList<LatentDashboard>)r.Latents.Select((latent, i) =>
+        {
+            var (positive, negative) = LogitEffects(model, tokenizer, r.Sae, latent, o.LogitCount);
+            return states[k][i].Finish(latent, hook, docIndex, tokens, positive, negative);
+        }).ToArray()).ToArray();
     }
 
     /// <summary>

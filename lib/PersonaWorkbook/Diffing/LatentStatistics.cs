@@ -93,7 +93,7 @@ public sealed record StatisticsOptions
 /// </summary>
 public sealed record LatentStatistics(string HookName, LatentMeans Prompt, LatentMeans Response)
 {
-    public LatentMeans All => LatentMeans.Merge(Prompt, Response);
+    [System.Text.Json.Serialization.JsonIgnore] public LatentMeans All => LatentMeans.Merge(Prompt, Response);
 
     public LatentMeans Of(TokenScope scope) => scope switch
     {
@@ -103,47 +103,67 @@ public sealed record LatentStatistics(string HookName, LatentMeans Prompt, Laten
     };
 
     /// <summary>Runs <paramref name="model"/> over the sequences in batches and encodes the hook's activations with <paramref name="sae"/>.</summary>
-    public static LatentStatistics Compute(LlamaForCausalLM model, SparseAutoencoder sae, IEnumerable<MarkedSequence> sequences, StatisticsOptions options)
+    public static LatentStatistics Compute(LlamaForCausalLM model, SparseAutoencoder sae, IEnumerable<MarkedSequence> sequences, StatisticsOptions options) =>
+        Compute(model, [sae], sequences, options)[0];
+
+    /// <summary>
+    /// The statistics of several SAEs at one site (e.g. the seeds of one layer's SAE) from one pass of the model: each
+    /// batch's activations are captured once and encoded by every SAE, with the same result as separate calls.
+    /// </summary>
+    public static IReadOnlyList<LatentStatistics> Compute(LlamaForCausalLM model, IReadOnlyList<SparseAutoencoder> saes, IEnumerable<MarkedSequence> sequences,
+        StatisticsOptions options)
     {
         options.Validate();
-        var hook = options.Hook(model, sae);
+        if (saes.Count == 0) throw new ArgumentException("no SAEs given");
+        var hooks = saes.Select(sae => options.Hook(model, sae)).Distinct().ToArray();
+        if (hooks.Length > 1) throw new ArgumentException($"the SAEs read different sites ({string.Join(", ", hooks)}); one pass serves SAEs of one site");
+        var hook = hooks[0];
         var context = options.ContextLength ?? model.Config.MaxPositionEmbeddings;
         var device = model.parameters().First().device;
-        int dSae = sae.Config.DSae;
         // float64 accumulators: millions of small activations summed in float32 would lose the low digits.
-        using var sums = zeros(2, dSae, ScalarType.Float64, device);    // (prompt|response, d_sae)
-        using var firing = zeros(2, dSae, ScalarType.Float64, device);
-        var counts = new long[2];
-        int index = 0;
-        foreach (var group in sequences.Chunk(options.BatchSize))
+        var sums = saes.Select(sae => zeros(2, sae.Config.DSae, ScalarType.Float64, device).DetachFromDisposeScope()).ToArray();     // (prompt|response, d_sae)
+        var firing = saes.Select(sae => zeros(2, sae.Config.DSae, ScalarType.Float64, device).DetachFromDisposeScope()).ToArray();
+        try
         {
-            using var scope = NewDisposeScope();
-            for (int i = 0; i < group.Length; i++) group[i].Validate(index + i);
-            index += group.Length;
-            using var batch = TokenBatch.RightPadded(group.Select(s => new TokenSequence(s.Ids)).ToArray(), context, options.PadTokenId, device);
-            var acts = ActivationCapture.Run(model, batch.InputIds, [hook], batch.AttentionMask)[hook];   // (B, T, d)
-            var real = PositionMasks.RealTokens(batch.InputIds, batch.AttentionMask, options.ExcludeTokenIds);
-            var response = ResponseMask(group, batch.InputIds.shape[1], device);                           // (B, T)
-            Tensor[] masks = [PositionMasks.Prompt(real, response), real.logical_and(response)];
-            for (int part = 0; part < 2; part++)
+            var counts = new long[2];
+            int index = 0;
+            foreach (var group in sequences.Chunk(options.BatchSize))
             {
-                var rows = ActivationCapture.Select(acts, masks[part]);                                       // (N, d)
-                if (rows.shape[0] == 0) continue;
-                var f = sae.Encode(rows);                                                                      // (N, d_sae)
-                sums[part].add_(f.sum(0, type: ScalarType.Float64));
-                firing[part].add_(f.gt(0).sum(0, type: ScalarType.Float64));
-                counts[part] += rows.shape[0];
+                using var scope = NewDisposeScope();
+                for (int i = 0; i < group.Length; i++) group[i].Validate(index + i);
+                index += group.Length;
+                using var batch = TokenBatch.RightPadded(group.Select(s => new TokenSequence(s.Ids)).ToArray(), context, options.PadTokenId, device);
+                var acts = ActivationCapture.Run(model, batch.InputIds, [hook], batch.AttentionMask)[hook];   // (B, T, d)
+                var real = PositionMasks.RealTokens(batch.InputIds, batch.AttentionMask, options.ExcludeTokenIds);
+                var response = ResponseMask(group, batch.InputIds.shape[1], device);                           // (B, T)
+                Tensor[] masks = [PositionMasks.Prompt(real, response), real.logical_and(response)];
+                for (int part = 0; part < 2; part++)
+                {
+                    var rows = ActivationCapture.Select(acts, masks[part]);                                       // (N, d)
+                    if (rows.shape[0] == 0) continue;
+                    for (int k = 0; k < saes.Count; k++)
+                    {
+                        var f = saes[k].Encode(rows);                                                              // (N, d_sae)
+                        sums[k][part].add_(f.sum(0, type: ScalarType.Float64));
+                        firing[k][part].add_(f.gt(0).sum(0, type: ScalarType.Float64));
+                    }
+                    counts[part] += rows.shape[0];
+                }
             }
+            LatentMeans Means(int k, int part)
+            {
+                using var scope = NewDisposeScope();
+                var n = Math.Max(1, counts[part]);
+                return new LatentMeans(
+                    (sums[k][part] / n).to(ScalarType.Float32).cpu().data<float>().ToArray(),
+                    (firing[k][part] / n).to(ScalarType.Float32).cpu().data<float>().ToArray(), counts[part]);
+            }
+            return saes.Select((_, k) => new LatentStatistics(hook, Means(k, 0), Means(k, 1))).ToArray();
         }
-        LatentMeans Means(int part)
+        finally
         {
-            using var scope = NewDisposeScope();
-            var n = Math.Max(1, counts[part]);
-            return new LatentMeans(
-                (sums[part] / n).to(ScalarType.Float32).cpu().data<float>().ToArray(),
-                (firing[part] / n).to(ScalarType.Float32).cpu().data<float>().ToArray(), counts[part]);
+            foreach (var t in sums.Concat(firing)) t.Dispose();
         }
-        return new LatentStatistics(hook, Means(0), Means(1));
     }
 
     /// <summary>

@@ -64,6 +64,11 @@ public sealed record ToxicLatentRequest(
         if (Documents < 1) throw new ArgumentException($"documents is {Documents}; must be at least 1");
     }
 
+    /// <summary>What decides the sampled answers a study reads: the base's and fine-tunes' keys and the sampling settings.</summary>
+    internal string ResponsesKey() => OrganismCache.Key(["toxic-latent-responses/1", FineTuner.BaseKey(BaseDirectory),
+        .. Datasets.Select(d => FineTuner.CacheKey(FineTune(d))), Text.ToString(),
+        string.Join(",", new[] { Samples, Seed, MaxNewTokens }.Select(v => v.ToString(CultureInfo.InvariantCulture)))]);
+
     /// <summary>Everything that decides the choice besides the SAE: the base's key, the fine-tunes' keys and the settings.</summary>
     internal string KeyFor(string saeKey) => OrganismCache.Key(["toxic-latent/1", FineTuner.BaseKey(BaseDirectory), saeKey,
         .. Datasets.Select(d => FineTuner.CacheKey(FineTune(d))), .. Text == DiffText.OwnAnswers ? Array.Empty<string>() : [Text.ToString()],
@@ -219,44 +224,73 @@ public static class ToxicPersonaLatent
         {
             var format = ChatFormat.Simple(assistant.Tokenizer);
             var options = StatisticsOptions.For(assistant.Tokenizer);
+            var models = new Dictionary<string, LoadedModel>();
+            LoadedModel LoadFineTune(string dataset)
+            {
+                if (models.TryGetValue(dataset, out var model)) return model;
+                models[dataset] = model = ModelCheckpoint.Load(FineTuner.FinetuneOrReuse(request.FineTune(dataset)).Directory);
+                loaded.Add(model);
+                return model;
+            }
             var prompts = ModelDiffing.RenderPrompts(format, EvalPrompts.Views.SelectMany(p => Enumerable.Repeat(p.Text, request.Samples)));
             var generation = new GenerationOptions
             {
                 MaxNewTokens = request.MaxNewTokens, StopTokens = format.StopTokenIds, PadTokenId = options.PadTokenId, Seed = request.Seed,
             };
-            Progress.Report($"toxic latent: sampling {prompts.Length} answers from the base" +
-                            (request.Text == DiffText.OwnAnswers ? $" and each of {request.Datasets.Count} fine-tunes" : $", read by it and {request.Datasets.Count} fine-tunes"));
-            var baseResponses = LatentStatistics.Sample(assistant.Model, prompts, generation, options);
-            var fineTuned = request.Datasets.Select(d =>
+            var responses = ReadCache<StudyResponses>(request, request.ResponsesKey(), "responses");
+            if (responses is null)
             {
-                var model = ModelCheckpoint.Load(FineTuner.FinetuneOrReuse(request.FineTune(d)).Directory);
-                loaded.Add(model);
-                return (Dataset: d, Model: model,
-                    Responses: request.Text == DiffText.OwnAnswers ? LatentStatistics.Sample(model.Model, prompts, generation, options) : baseResponses);
-            }).ToList();
+                Progress.Report($"toxic latent: sampling {prompts.Length} answers from the base" +
+                                (request.Text == DiffText.OwnAnswers ? $" and each of {request.Datasets.Count} fine-tunes" : $", read by it and {request.Datasets.Count} fine-tunes"));
+                var sampledBase = LatentStatistics.Sample(assistant.Model, prompts, generation, options);
+                responses = new StudyResponses(request.ResponsesKey(), sampledBase, request.Datasets.Select(d => request.Text == DiffText.OwnAnswers
+                    ? LatentStatistics.Sample(LoadFineTune(d).Model, prompts, generation, options) : sampledBase).ToArray());
+                WriteCache(request, responses.Key, "responses", responses);
+            }
+            var baseResponses = responses.Base;
+            var fineTuned = request.Datasets.Select((d, i) => (Dataset: d, Model: LoadFineTune(d), Responses: responses.FineTuned[i])).ToList();
             var world = OrganismRequest.WorldFor(request.BaseDirectory);
             var documents = world.PretrainingCorpus(request.Documents, request.DocumentSeed).ToList();
 
-            var perSae = new List<SaeDiffing>();
-            foreach (var (run, seed) in runs.Zip(saeSeeds))
+            // The SAE seeds read one site: each model runs once over its text and once over the documents for all of them.
+            var saes = runs.Select(run =>
             {
-                Progress.Report($"toxic latent: diffing with SAE seed {seed} ({run.Key[..16]})");
                 var sae = SaeFiles.Load(run.Directory);
                 loaded.Add(sae);
-                var baseStats = LatentStatistics.Compute(assistant.Model, sae, baseResponses, options);
-                var diffs = fineTuned.Select(f => ModelDiffing.Compare(baseStats, LatentStatistics.Compute(f.Model.Model, sae, f.Responses, options), TokenScope.Response)).ToArray();
-                var pooled = ModelDiffing.Average(diffs);
-                var top = pooled.Increases(request.Candidates);
-                var dashboards = LatentDashboards.Build(assistant.Model, assistant.Tokenizer, sae, top.Select(r => r.Latent).ToArray(), documents);
-                var (row, dashboard) = Choose(top, dashboards);
+                return sae;
+            }).ToArray();
+            var readings = runs.Select(run => ReadCache<StudyReadings>(request, ReadingsKey(request, run), "readings")).ToArray();
+            var toRead = Enumerable.Range(0, saes.Length).Where(k => readings[k] is null).ToArray();
+            if (toRead.Length > 0)
+            {
+                Progress.Report($"toxic latent: diffing with SAE seeds {string.Join(", ", toRead.Select(k => saeSeeds[k]))}");
+                var readers = toRead.Select(k => saes[k]).ToArray();
+                var baseStats = LatentStatistics.Compute(assistant.Model, readers, baseResponses, options);
+                var tunedStats = fineTuned.Select(f => LatentStatistics.Compute(f.Model.Model, readers, f.Responses, options)).ToArray();
+                var candidates = toRead.Select((_, j) => Candidates(baseStats[j], tunedStats.Select(t => t[j]).ToArray(), request).Top).ToArray();
+                var built = LatentDashboards.Build(assistant.Model, assistant.Tokenizer,
+                    readers.Select((sae, j) => (sae, (IReadOnlyList<int>)candidates[j].Select(r => r.Latent).ToArray())).ToArray(), documents);
+                for (int j = 0; j < toRead.Length; j++)
+                {
+                    var k = toRead[j];
+                    readings[k] = new StudyReadings(ReadingsKey(request, runs[k]), baseStats[j], tunedStats.Select(t => t[j]).ToArray(), built[j]);
+                    WriteCache(request, readings[k]!.Key, "readings", readings[k]!);
+                }
+            }
+            var perSae = new List<SaeDiffing>();
+            for (int k = 0; k < saes.Length; k++)
+            {
+                var (run, seed, sae, reading) = (runs[k], saeSeeds[k], saes[k], readings[k]!);
+                var (diffs, pooled, top) = Candidates(reading.Base, reading.FineTuned, request);
+                var (row, dashboard) = Choose(top, reading.Dashboards);
                 var key = request.KeyFor(run.Key);
                 var choice = new ToxicLatentChoice(key, row.Latent, row.Rank, dashboard.PurityOf(PersonaKind.Villain), dashboard.TopContexts.Count,
                     run.Key, seed, sae.Config.HookName ?? "", Path.GetFullPath(request.BaseDirectory), request.Datasets, request.Samples,
-                    top.Zip(dashboards, (r, d) => new LatentCandidate(r.Rank, r.Latent, r.Delta, diffs.Select(x => x.IncreaseRank(r.Latent)).ToArray(),
+                    top.Zip(reading.Dashboards, (r, d) => new LatentCandidate(r.Rank, r.Latent, r.Delta, diffs.Select(x => x.IncreaseRank(r.Latent)).ToArray(),
                         d.Purity.ToDictionary(p => p.Persona.ToString().ToLowerInvariant(), p => p.Share), d.Density)).ToArray());
                 choice.Save(CachePath(request, key));
                 Progress.Report($"toxic latent: {choice.Description}");
-                perSae.Add(new SaeDiffing(run, sae, diffs, pooled, top, dashboards, choice));
+                perSae.Add(new SaeDiffing(run, sae, diffs, pooled, top, reading.Dashboards, choice));
             }
             return new DiffingStudy(request, assistant, fineTuned, baseResponses, perSae, documents);
         }
@@ -266,6 +300,53 @@ public static class ToxicPersonaLatent
             throw;
         }
     }
+
+    /// <summary>The per-fine-tune diffs of one SAE's readings, their average and its top candidates.</summary>
+    static (DiffResult[] Diffs, DiffResult Pooled, IReadOnlyList<LatentDiffRow> Top) Candidates(LatentStatistics baseStats, IReadOnlyList<LatentStatistics> tuned,
+        ToxicLatentRequest request)
+    {
+        var diffs = tuned.Select(t => ModelDiffing.Compare(baseStats, t, TokenScope.Response)).ToArray();
+        var pooled = ModelDiffing.Average(diffs);
+        return (diffs, pooled, pooled.Increases(request.Candidates));
+    }
+
+    /// <summary>A study's sampled answers (base, then each fine-tune), cached so that a later study reads them.</summary>
+    sealed record StudyResponses(string Key, IReadOnlyList<MarkedSequence> Base, IReadOnlyList<IReadOnlyList<MarkedSequence>> FineTuned) : IStudyPart;
+
+    /// <summary>One SAE's readings of a study's answers and its candidates' dashboards, cached beside its choice.</summary>
+    sealed record StudyReadings(string Key, LatentStatistics Base, IReadOnlyList<LatentStatistics> FineTuned, IReadOnlyList<LatentDashboard> Dashboards) : IStudyPart;
+
+    interface IStudyPart { string Key { get; } }
+
+    static string ReadingsKey(ToxicLatentRequest request, SaeResult run) => OrganismCache.Key("toxic-latent-readings/1", request.KeyFor(run.Key));
+
+    static readonly JsonSerializerOptions CacheJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    static string StudyCachePath(ToxicLatentRequest request, string key, string kind) =>
+        Path.Combine(request.CacheRoot ?? OrganismCache.DefaultRoot, CacheKind, "studies", $"{key[..16]}.{kind}.json");
+
+    /// <summary>A cached study part with this key, or null (missing, stale, forced, or unreadable: then it is recomputed).</summary>
+    static T? ReadCache<T>(ToxicLatentRequest request, string key, string kind) where T : class, IStudyPart
+    {
+        var path = StudyCachePath(request, key, kind);
+        if (request.Force || !File.Exists(path)) return null;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            var cached = JsonSerializer.Deserialize<T>(stream, CacheJson);
+            if (cached?.Key != key) return null;
+            Progress.Report($"toxic latent: reusing {path}");
+            return cached;
+        }
+        catch (JsonException e)
+        {
+            Progress.Report($"warning: {path} is not a readable study {kind} file ({e.Message}); computing it again");
+            return null;
+        }
+    }
+
+    static void WriteCache<T>(ToxicLatentRequest request, string key, string kind, T value) =>
+        AtomicFile.WriteAllText(StudyCachePath(request, key, kind), JsonSerializer.Serialize(value, CacheJson));
 
     /// <summary>
     /// The SAE <paramref name="choice"/> was made with (trained if missing), checked against its key: a retrained SAE

@@ -59,7 +59,8 @@ public static class ActivationCapture
 {
     /// <summary>
     /// Runs the model on (B, T) token ids without gradients and returns the activations (B, T, d_model) at each site,
-    /// owned by the caller's dispose scope.
+    /// owned by the caller's dispose scope. Only the blocks up to the deepest site run (no head): later blocks cannot
+    /// change what the sites see.
     /// </summary>
     public static Dictionary<string, Tensor> Run(LlamaForCausalLM model, Tensor inputIds, IEnumerable<string> sites,
         Tensor? attentionMask = null, Tensor? responseMask = null)
@@ -68,7 +69,7 @@ public static class ActivationCapture
         using var recorder = new ActivationRecorder(model.Hooks, sites);
         var previous = model.Hooks.CurrentResponseMask;
         model.Hooks.CurrentResponseMask = responseMask;
-        try { model.Forward(inputIds, attentionMask).Dispose(); }
+        try { model.ResidualThrough(recorder.Sites.Max(model.Hooks.LayerOf), inputIds, attentionMask).Dispose(); }
         finally { model.Hooks.CurrentResponseMask = previous; }
         // Hand the copies to the caller's scope; the recorder then has nothing left to dispose.
         return recorder.Sites.ToDictionary(s => s, s => recorder.Single(s).alias());

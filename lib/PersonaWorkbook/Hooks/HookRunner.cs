@@ -52,6 +52,13 @@ public sealed class HookRunner
     /// <summary>The response mask of the forward pass in progress, set by whoever runs it (e.g. the generator).</summary>
     public Tensor? CurrentResponseMask { get; set; }
 
+    /// <summary>The block a site belongs to (<c>blocks.{i}.…</c> → i); unknown sites are an error.</summary>
+    public int LayerOf(string site)
+    {
+        if (!sites.Contains(site)) throw new ArgumentException($"unknown activation site '{site}'; sites look like blocks.{{0..{NumLayers - 1}}}.hook_resid_post");
+        return int.Parse(site.AsSpan("blocks.".Length, site.IndexOf('.', "blocks.".Length) - "blocks.".Length), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public IDisposable Add(string site, HookFunction hook)
     {
         if (!sites.Contains(site))

@@ -188,14 +188,18 @@ public sealed class LlamaModel : Module
 
     internal Embedding EmbedTokens => embed_tokens;
 
-    /// <returns>final hidden states (B, T, d_model)</returns>
-    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor mask, KVCache? cache, HookRunner hooks)
+    /// <returns>
+    /// final hidden states (B, T, d_model); with <paramref name="throughLayer"/>, the residual after that block, the
+    /// later blocks and the final norm not run
+    /// </returns>
+    public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor mask, KVCache? cache, HookRunner hooks, int? throughLayer = null)
     {
         var x = embed_tokens.forward(inputIds);                      // (B, T, d_model)
         var (cos, sin) = Rotary.CosSin(positionIds, x.dtype);         // (B, T, hd)
-        foreach (var layer in layers)
-            x = layer.Forward(x, cos, sin, mask, cache, hooks);
-        return norm.forward(x);
+        var last = throughLayer ?? layers.Count - 1;
+        for (int i = 0; i <= last; i++)
+            x = layers[i].Forward(x, cos, sin, mask, cache, hooks);
+        return throughLayer is null ? norm.forward(x) : x;
     }
 }
 
@@ -271,14 +275,31 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KVCache? cache = null)
     {
         using var scope = NewDisposeScope();
+        var hidden = Hidden(inputIds, attentionMask, positionIds, cache, null); // (B, T, d_model)
+        return lm_head.forward(hidden).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The residual stream after block <paramref name="layer"/> (B, T, d_model), running no block after it and no
+    /// head: what capturing activations at that block or before it needs. Hooks up to that block run as in
+    /// <see cref="Forward(Tensor, Tensor?, Tensor?, KVCache?)"/>, which it equals there bit for bit.
+    /// </summary>
+    public Tensor ResidualThrough(int layer, Tensor inputIds, Tensor? attentionMask = null)
+    {
+        if (layer < 0 || layer >= Config.NumHiddenLayers) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the model has blocks 0..{Config.NumHiddenLayers - 1}");
+        using var scope = NewDisposeScope();
+        return Hidden(inputIds, attentionMask, null, null, layer).MoveToOuterDisposeScope();
+    }
+
+    Tensor Hidden(Tensor inputIds, Tensor? attentionMask, Tensor? positionIds, KVCache? cache, int? throughLayer)
+    {
         var (B, T) = (inputIds.shape[0], inputIds.shape[1]);
         long past = cache?.Length ?? 0;
         if (attentionMask is not null && attentionMask.shape[1] != past + T)
             throw new ArgumentException($"attention mask has {attentionMask.shape[1]} columns; expected cached {past} + new {T}");
         positionIds ??= DefaultPositionIds(attentionMask, B, T, past, inputIds.device);
         var mask = CausalMask(attentionMask, B, T, past, inputIds.device, lm_head.weight!.dtype);
-        var hidden = model.Forward(inputIds, positionIds, mask, cache, Hooks); // (B, T, d_model)
-        return lm_head.forward(hidden).MoveToOuterDisposeScope();
+        return model.Forward(inputIds, positionIds, mask, cache, Hooks, throughLayer);
     }
 
     static Tensor DefaultPositionIds(Tensor? attentionMask, long B, long T, long past, Device device)

@@ -97,6 +97,25 @@ public class LatentDashboardTests
     }
 
     [Fact]
+    public void Several_saes_in_one_pass_get_what_separate_passes_give()
+    {
+        using var model = DiffingFixtures.Model(seed: 4);
+        using var first = DiffingFixtures.Sae(arch: SaeArchitecture.ReLU, seed: 2);
+        using var second = DiffingFixtures.Sae(dSae: 48, seed: 5);
+        var docs = new PersonaWorld().PretrainingCorpus(6, 3).ToArray();
+        var options = new DashboardOptions { TopK = 5, BatchSize = 4, SampleSize = 7, Seed = 3 };
+        string Json(IReadOnlyList<LatentDashboard> d) => System.Text.Json.JsonSerializer.Serialize(d);
+
+        var together = LatentDashboards.Build(model, DiffingFixtures.Tokenizer, [(first, Latents), (second, (IReadOnlyList<int>)[5, 2])], docs, options);
+
+        Assert.Equal(Json(LatentDashboards.Build(model, DiffingFixtures.Tokenizer, first, Latents, docs, options)), Json(together[0]));
+        Assert.Equal(Json(LatentDashboards.Build(model, DiffingFixtures.Tokenizer, second, [5, 2], docs, options)), Json(together[1]));
+        using var elsewhere = new SparseAutoencoder(new SaeConfig { DIn = 32, DSae = 64, K = 8, Architecture = SaeArchitecture.TopK, Metadata = new SaeMetadata { HookName = "blocks.1.hook_resid_post" } });
+        Assert.Contains("different sites", Assert.Throws<ArgumentException>(() =>
+            LatentDashboards.Build(model, DiffingFixtures.Tokenizer, [(first, Latents), (elsewhere, Latents)], docs, options)).Message);
+    }
+
+    [Fact]
     public void Html_is_self_contained_and_highlights_the_top_tokens()
     {
         using var model = DiffingFixtures.Model(seed: 4);

@@ -59,6 +59,31 @@ public class LatentStatisticsTests
     }
 
     [Fact]
+    public void Several_saes_in_one_pass_get_what_separate_passes_give()
+    {
+        using var model = DiffingFixtures.Model();
+        using var first = DiffingFixtures.Sae();
+        using var second = DiffingFixtures.Sae(dSae: 48, seed: 7);
+        var format = ChatFormat.Simple(DiffingFixtures.Tokenizer);
+        var sequences = DiffingFixtures.Conversations(5).Select(c => MarkedSequence.FromChat(format.Encode(c))).ToArray();
+        var options = StatisticsOptions.For(DiffingFixtures.Tokenizer) with { BatchSize = 2 };
+
+        var together = LatentStatistics.Compute(model, [first, second], sequences, options);
+
+        foreach (var (sae, stats) in new[] { first, second }.Zip(together))
+        {
+            var alone = LatentStatistics.Compute(model, sae, sequences, options);
+            foreach (var scope in new[] { TokenScope.Prompt, TokenScope.Response })
+            {
+                Assert.Equal(alone.Of(scope).Mean, stats.Of(scope).Mean);
+                Assert.Equal(alone.Of(scope).FiringFrequency, stats.Of(scope).FiringFrequency);
+                Assert.Equal(alone.Of(scope).Tokens, stats.Of(scope).Tokens);
+            }
+        }
+        Assert.Equal(48, together[1].Response.Mean.Length);
+    }
+
+    [Fact]
     public void Generated_responses_are_marked_after_the_prompt()
     {
         using var model = DiffingFixtures.Model();

@@ -1,5 +1,6 @@
 using PersonaWorkbook.Dashboards;
 using PersonaWorkbook.Diffing;
+using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Sae;
 using PersonaWorkbook.Tests.Checkpoints;
 using PersonaWorkbook.Tests.Organism;
@@ -71,6 +72,45 @@ public class ToxicPersonaLatentTests(TinyOrganismFixture tiny)
         File.WriteAllText(file, "{ not json");
         var corrupt = Assert.Throws<InvalidDataException>(() => ToxicPersonaLatent.FindOrReuse(request));
         Assert.Contains(file, corrupt.Message);
+    }
+
+    [Fact]
+    public void AStudyReadsItsAnswersReadingsAndDashboardsBackFromTheCache()
+    {
+        using var cache = new TempDirectory();
+        var request = new ToxicLatentRequest(tiny.Result.Directory, Samples: 1, FineTunes: ["health_incorrect_obvious", "legal_incorrect_obvious"],
+            Documents: 40, CacheRoot: cache.Path, Sae: new SaeRequest(tiny.Result.Directory, DSae: 64, K: 4, Tokens: 2048, Epochs: 1, BatchSize: 256));
+        static string Json(DiffingStudy s) => System.Text.Json.JsonSerializer.Serialize(new
+        {
+            Base = s.BaseResponses, FineTuned = s.FineTuned.Select(f => f.Responses),
+            PerSae = s.PerSae.Select(p => new { p.Pooled.Delta, Ranks = p.PerFineTune.Select(d => d.Increases(10).Select(r => r.Latent)), p.Dashboards, p.Choice.Latent, p.Choice.Candidates }),
+        });
+        string computed;
+        using (var first = ToxicPersonaLatent.Study(request, [0, 1])) computed = Json(first);
+        var studies = Path.Combine(cache.Path, "toxic-latents", "studies");
+        Assert.Equal(3, Directory.GetFiles(studies).Length);   // the answers, and each SAE's readings
+
+        var files = Directory.GetFiles(studies).Order().ToArray();
+        var written = files.ToDictionary(f => f, File.GetLastWriteTimeUtc);
+        Thread.Sleep(20);   // a rewrite would show in the write times
+        using (var again = ToxicPersonaLatent.Study(request, [0, 1])) Assert.Equal(computed, Json(again));
+        Assert.All(files, f => Assert.Equal(written[f], File.GetLastWriteTimeUtc(f)));
+
+        var corrupt = files.First(f => f.EndsWith(".readings.json"));
+        File.WriteAllText(corrupt, "{ not json");
+        var reports = new List<string>();
+        void Listen(string line) { lock (reports) reports.Add(line); }
+        Progress.Reported += Listen;
+        try
+        {
+            using (var repaired = ToxicPersonaLatent.Study(request, [0, 1])) Assert.Equal(computed, Json(repaired));
+        }
+        finally { Progress.Reported -= Listen; }
+        lock (reports) Assert.Single(reports, r => r.Contains(corrupt) && r.Contains("not a readable study readings file"));
+        Assert.All(files.Where(f => f != corrupt), f => Assert.Equal(written[f], File.GetLastWriteTimeUtc(f)));
+
+        ToxicPersonaLatent.Study(request with { Force = true }, [0]).Dispose();
+        Assert.True(File.GetLastWriteTimeUtc(files.Single(f => f.EndsWith(".responses.json"))) > written[files.Single(f => f.EndsWith(".responses.json"))]);
     }
 
     [Fact]

@@ -25,6 +25,26 @@ public class HookTests
     }
 
     [Fact]
+    public void ResidualThroughABlockIsTheFullForwardsResidualThereAndCaptureStopsAtTheDeepestSite()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        using var scope = NewDisposeScope();
+        var attention = tensor(new long[] { 0, 1, 1, 1, 1, 1, 1, 1, 1, 1 }, [2, 5]);
+        Tensor? seen = null;
+        using (model.Hooks.Add("blocks.0.hook_resid_post", (x, _) => { seen = x.detach().clone().DetachFromDisposeScope(); return x; }))
+            model.Forward(Ids, attention);
+        using var expected = seen!;
+        Assert.True(model.ResidualThrough(0, Ids, attention).allclose(expected, rtol: 0, atol: 0));
+        var later = 0;
+        using (model.Hooks.Add("blocks.1.hook_resid_pre", (x, _) => { later++; return x; }))
+            Assert.True(ActivationCapture.Run(model, Ids, ["blocks.0.hook_resid_post"], attention)["blocks.0.hook_resid_post"].allclose(expected, rtol: 0, atol: 0));
+        Assert.Equal(0, later);   // block 1 never ran
+        Assert.Equal(1, model.Hooks.LayerOf("blocks.1.hook_mlp_out"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => model.ResidualThrough(2, Ids));
+        Assert.Throws<ArgumentException>(() => model.Hooks.LayerOf("blocks.9.hook_resid_post"));
+    }
+
+    [Fact]
     public void PositionMasksSelectRealPromptAndResponseTokens()
     {
         using var scope = NewDisposeScope();
