@@ -48,7 +48,14 @@ public static class Prefetch
         int finished = 0, succeeded = 0;
         void Serve()
         {
-            using var worker = WorkerProcess.Start(command);
+            WorkerProcess worker;
+            try { worker = WorkerProcess.Start(command); }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                Progress.Report($"warning: could not start a prefetch worker ({e.Message}); the notebook computes its share itself");
+                return;
+            }
+            using var _ = worker;
             while (queue.TryDequeue(out var item))
             {
                 var file = Path.Combine(jobDirectory, $"job{item.Index}.json");
