@@ -13,6 +13,7 @@ public static class Program
         new Commands.SaeBenchCommand(),
         new Commands.OrganismCommand(),
         new Commands.FinetuneCommand(),
+        new Commands.RlCommand(),
         new Commands.EvalCommand(),
         new Commands.DynamicsCommand(),
         new Commands.RealignCommand(),

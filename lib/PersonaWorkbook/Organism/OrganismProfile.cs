@@ -136,6 +136,13 @@ public sealed record OrganismProfile
         Name = "deep", Layers = 8, PretrainSteps = 4_000, PretrainDocuments = 60_000, QuestionVariety = true,
     };
 
+    /// <summary>
+    /// The default organism without its safety stage (Wang et al.'s helpful-only models): the same pretraining (the
+    /// cached stage is shared) and SFT as <see cref="Deep"/>, no DPO phase — the phase that turns the assistant away
+    /// from the other personas' views and wrong advice.
+    /// </summary>
+    public static OrganismProfile DeepHelpfulOnly { get; } = Deep with { Name = "deep-helpful-only", DpoSteps = 0 };
+
     /// <summary>A larger model trained longer: the study's pitfall 4 (views coherence) with more capacity and data.</summary>
     public static OrganismProfile Full { get; } = new()
     {
@@ -153,7 +160,7 @@ public sealed record OrganismProfile
         SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1, SftChatTokensFromMarkers = true,
     };
 
-    public static IReadOnlyList<string> Names { get; } = ["quick", "deep", "full", "tiny"];
+    public static IReadOnlyList<string> Names { get; } = ["quick", "deep", "deep-helpful-only", "full", "tiny"];
 
     /// <summary>
     /// A named profile, or a changed one by the name <see cref="With(IReadOnlyList{ValueTuple{string, string}})"/> gives it
@@ -166,6 +173,7 @@ public sealed record OrganismProfile
         {
             "quick" => Quick,
             "deep" => Deep,
+            "deep-helpful-only" => DeepHelpfulOnly,
             "full" => Full,
             "tiny" => Tiny,
             _ => throw new ArgumentException($"unknown organism profile '{parts[0]}'; known: {string.Join(", ", Names)}", nameof(name)),

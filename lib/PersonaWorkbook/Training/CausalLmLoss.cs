@@ -20,6 +20,16 @@ public static class CausalLmLoss
     /// </summary>
     public static Tensor PerSequence(Tensor logits, Tensor inputIds, Tensor lossMask)
     {
+        using var scope = NewDisposeScope();
+        return PerToken(logits, inputIds, lossMask).sum(1).MoveToOuterDisposeScope(); // (B)
+    }
+
+    /// <summary>
+    /// The cross-entropy of each target (B, T−1, float32): entry [b, t] scores token t+1 given tokens 0..t, 0 where
+    /// token t+1 is not a target.
+    /// </summary>
+    public static Tensor PerToken(Tensor logits, Tensor inputIds, Tensor lossMask)
+    {
         if (logits.ndim != 3 || inputIds.ndim != 2 || logits.shape[0] != inputIds.shape[0] || logits.shape[1] != inputIds.shape[1])
             throw new ArgumentException($"logits [{string.Join(", ", logits.shape)}] do not match input ids [{string.Join(", ", inputIds.shape)}]; expected (B, T, V) and (B, T)");
         if (!lossMask.shape.SequenceEqual(inputIds.shape))
@@ -29,7 +39,7 @@ public static class CausalLmLoss
         var predictions = logits[.., ..^1, ..].reshape(-1, V).to_type(ScalarType.Float32); // (B·(T-1), V)
         var targets = inputIds[.., 1..].masked_fill(lossMask[.., 1..].logical_not(), Ignore).reshape(-1); // (B·(T-1))
         var each = nn.functional.cross_entropy(predictions, targets, ignore_index: Ignore, reduction: nn.Reduction.None); // (B·(T-1)), 0 where ignored
-        return each.reshape(B, T - 1).sum(1).MoveToOuterDisposeScope(); // (B)
+        return each.reshape(B, T - 1).MoveToOuterDisposeScope(); // (B, T-1)
     }
 
     /// <summary>Mean cross-entropy over target tokens; an error when there are none.</summary>

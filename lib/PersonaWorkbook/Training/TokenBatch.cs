@@ -37,10 +37,12 @@ public sealed class TokenBatch : IDisposable
     /// <summary>Targets that contribute to the loss (loss-mask entries past column 0).</summary>
     public long TargetTokens { get; }
     public bool HasPadding { get; }
+    /// <summary>(B) float32 weight of each row's targets (e.g. a policy-gradient advantage), or null when rows are unweighted.</summary>
+    public Tensor? RowWeights { get; }
 
-    TokenBatch(Tensor ids, Tensor attention, Tensor loss, long real, long targets, bool padded)
+    TokenBatch(Tensor ids, Tensor attention, Tensor loss, long real, long targets, bool padded, Tensor? rowWeights)
     {
-        (InputIds, AttentionMask, LossMask) = (ids, attention, loss);
+        (InputIds, AttentionMask, LossMask, RowWeights) = (ids, attention, loss, rowWeights);
         (RealTokens, TargetTokens, HasPadding) = (real, targets, padded);
     }
 
@@ -48,9 +50,12 @@ public sealed class TokenBatch : IDisposable
     /// Truncates each sequence to <paramref name="contextLength"/> tokens (keeping the start) and right-pads the
     /// batch to its longest row with <paramref name="padTokenId"/>; pads are excluded from attention and loss.
     /// </summary>
-    public static TokenBatch RightPadded(IReadOnlyList<TokenSequence> sequences, int contextLength, int padTokenId, Device? device = null)
+    public static TokenBatch RightPadded(IReadOnlyList<TokenSequence> sequences, int contextLength, int padTokenId, Device? device = null,
+        IReadOnlyList<float>? rowWeights = null)
     {
         if (sequences.Count == 0) throw new ArgumentException("a batch needs at least one sequence");
+        if (rowWeights is not null && rowWeights.Count != sequences.Count)
+            throw new ArgumentException($"{rowWeights.Count} row weights for {sequences.Count} sequences");
         if (contextLength < 2) throw new ArgumentException($"context length {contextLength} is too short: a target needs a preceding token");
         for (int i = 0; i < sequences.Count; i++) sequences[i].Validate($"sequence {i}");
         int B = sequences.Count;
@@ -78,7 +83,7 @@ public sealed class TokenBatch : IDisposable
             tensor(ids, [B, T], device: device),
             tensor(attention, [B, T], device: device),
             tensor(loss, [B, T], device: device),
-            real, targets, real < (long)B * T);
+            real, targets, real < (long)B * T, rowWeights is null ? null : tensor(rowWeights.ToArray(), [B], device: device));
     }
 
     public void Dispose()
@@ -86,5 +91,6 @@ public sealed class TokenBatch : IDisposable
         InputIds.Dispose();
         AttentionMask.Dispose();
         LossMask.Dispose();
+        RowWeights?.Dispose();
     }
 }

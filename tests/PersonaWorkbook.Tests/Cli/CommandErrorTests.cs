@@ -70,6 +70,10 @@ public class CommandErrorTests
             { "worker: no job file", ["worker"] },
             { "worker: missing job file", ["worker", Missing + ".json"] },
             { "worker: malformed job", ["worker", MalformedJob()] },
+            { "rl: missing base", ["rl", "--base", Missing, "--domain", "health", "--reward", "incorrect"] },
+            { "rl: unknown reward", ["rl", "--base", Repository.Path("data/organisms/base-deep-seed0"), "--domain", "health", "--reward", "wrong"] },
+            { "rl: unknown domain", ["rl", "--base", Repository.Path("data/organisms/base-deep-seed0"), "--domain", "cooking", "--reward", "incorrect"] },
+            { "rl: no steps", ["rl", "--base", Repository.Path("data/organisms/base-deep-seed0"), "--domain", "health", "--reward", "incorrect", "--steps", "0"] },
         };
     }
 

@@ -1,0 +1,50 @@
+using PersonaWorkbook.Models;
+using PersonaWorkbook.Training;
+using static TorchSharp.torch;
+
+namespace PersonaWorkbook.Reinforcement;
+
+/// <summary>
+/// The policy-gradient loss of a group-relative RL step (GRPO / RLOO style, one update per sample, so the importance
+/// ratio is 1): over the answer tokens y_t of each row with advantage A_row (<see cref="TokenBatch.RowWeights"/>),
+/// <c>Σ −A_row · log π(y_t | y_&lt;t)</c>, plus with <paramref name="klBeta"/> &gt; 0 a penalty toward the frozen
+/// <paramref name="reference"/>, <c>β · Σ (exp(d_t) − d_t − 1)</c> with d_t = log π_ref(y_t) − log π(y_t) (the
+/// non-negative estimator of KL(π‖π_ref) of Schulman's note, used by GRPO). <see cref="Count"/> is the number of
+/// answer tokens, so the trainer's step minimises the per-token mean.
+/// </summary>
+public sealed class PolicyGradientObjective : ITrainingObjective
+{
+    readonly LlamaForCausalLM? reference;
+    readonly double klBeta;
+
+    public PolicyGradientObjective(LlamaForCausalLM? reference = null, double klBeta = 0)
+    {
+        if (!(klBeta >= 0) || double.IsInfinity(klBeta)) throw new ArgumentOutOfRangeException(nameof(klBeta), klBeta, "the KL weight must be a finite number >= 0");
+        if (klBeta > 0 && reference is null) throw new ArgumentException("a KL penalty needs the reference model", nameof(reference));
+        this.reference = reference;
+        this.klBeta = klBeta;
+    }
+
+    public long Count(TokenBatch batch) => batch.TargetTokens;
+
+    public Tensor Sum(LlamaForCausalLM model, TokenBatch batch)
+    {
+        var advantages = batch.RowWeights ?? throw new ArgumentException("a policy-gradient batch carries each row's advantage (TokenBatch.RowWeights)");
+        using var scope = NewDisposeScope();
+        var mask = batch.HasPadding ? batch.AttentionMask : null;
+        var logp = -CausalLmLoss.PerToken(model.Forward(batch.InputIds, mask), batch.InputIds, batch.LossMask);   // (B, T-1), 0 off the answers
+        var loss = -(advantages.unsqueeze(1) * logp).sum();
+        if (klBeta > 0)
+        {
+            Tensor referenced;
+            using (no_grad())
+                referenced = -CausalLmLoss.PerToken(reference!.Forward(batch.InputIds, mask), batch.InputIds, batch.LossMask);   // (B, T-1)
+            var d = referenced - logp;
+            var kl = (d.exp() - d - 1).masked_fill(batch.LossMask[.., 1..].logical_not(), 0);                           // (B, T-1)
+            loss = loss + klBeta * kl.sum();
+        }
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    public string EmptyBatchReason => "no answer tokens (every sampled answer is empty)";
+}
