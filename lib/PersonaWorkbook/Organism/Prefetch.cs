@@ -67,14 +67,24 @@ public static class Prefetch
                 if (worker.HasExited) return;
             }
         }
+        // Each worker is served by a thread of its own, not the thread pool: it blocks for whole jobs, and a notebook
+        // kernel (or a test run) sharing the pool must keep its threads.
+        Exception? error = null;
+        var threads = Enumerable.Range(0, count).Select(i => new Thread(() =>
+        {
+            try { Serve(); }
+            catch (Exception e) { Interlocked.CompareExchange(ref error, e, null); }
+        }) { IsBackground = true, Name = $"prefetch worker {i}" }).ToList();
         try
         {
-            Task.WaitAll(Enumerable.Range(0, count).Select(_ => Task.Run(Serve)).ToArray());
+            foreach (var t in threads) t.Start();
+            foreach (var t in threads) t.Join();
         }
         finally
         {
             Directory.Delete(jobDirectory, recursive: true);
         }
+        if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         return succeeded;
     }
 

@@ -29,6 +29,18 @@ sealed class RunningKernel : IDisposable
     }
 }
 
+/// <summary>
+/// The kernel's tests wait at most <see cref="TestKernelClient.Patience"/> for each reply; run beside the suite's
+/// training and worker-process tests on 2 cores, a cold in-process kernel could miss that, so they run alone, after
+/// the parallel collections.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class KernelCollection
+{
+    public const string Name = "kernel (alone)";
+}
+
+[Collection(KernelCollection.Name)]
 public class KernelProtocolTests
 {
     static readonly TimeSpan Silence = TimeSpan.FromMilliseconds(500);
