@@ -126,9 +126,7 @@ public sealed record SnapshotRequest(
     /// <summary>Reads <see cref="ToJson"/>'s object (loading the probe's SAE); errors name <paramref name="source"/> and the field.</summary>
     public static SnapshotRequest FromJson(JsonObject json, string source)
     {
-        T Field<T>(JsonNode? node, string name) =>
-            node is null ? throw new InvalidDataException($"{source}: field '{name}' is missing")
-                         : node.Deserialize<T>() ?? throw new InvalidDataException($"{source}: field '{name}' is null");
+        T Field<T>(JsonNode? node, string name) => Organism.Prefetch.JobField<T>(node, source, name);
         try
         {
             var request = new SnapshotRequest(Field<FinetuneRequest>(json["finetune"], "finetune"), Field<int[]>(json["steps"], "steps"),

@@ -81,15 +81,15 @@ public static class TrainingDynamics
     public static SnapshotRun RunOrReuse(SnapshotRequest request)
     {
         request.Validate();
-        var (key, path, domain) = Locate(request);
         var finetune = request.Finetune;
+        var data = Datasets.Build(finetune.Dataset, finetune.Rows, finetune.Seed);
+        var (key, path, domain) = Locate(request, data);
         if (!finetune.Force && Cached(key, path) is { } cached)
         {
             Progress.Report($"snapshots {finetune.Dataset}: reusing {path}");
             return cached with { Reused = true };
         }
 
-        var data = Datasets.Build(finetune.Dataset, finetune.Rows, finetune.Seed);
         var prompts = EvalPromptSets.Resolve(request.Prompts, domain, seed: request.EvalSeed);
         var options = request.Evaluation(domain);
         var clock = Stopwatch.StartNew();
@@ -130,12 +130,15 @@ public static class TrainingDynamics
         return Cached(key, path) is null;
     }
 
-    /// <summary>The cache key and file of a request, and the domain its leak is counted against.</summary>
-    static (string Key, string Path, string? Domain) Locate(SnapshotRequest request)
+    /// <summary>
+    /// The cache key and file of a request, and the domain its leak is counted against (the dataset, built when not
+    /// given, decides it only when the starting model's manifest names none).
+    /// </summary>
+    static (string Key, string Path, string? Domain) Locate(SnapshotRequest request, IReadOnlyList<ChatExample>? data = null)
     {
         var finetune = request.Finetune;
         var domain = OrganismCache.ReadManifest(finetune.BaseDirectory)?["domain"]?.GetValue<string>()
-                     ?? FineTuner.DomainOf(Datasets.Build(finetune.Dataset, finetune.Rows, finetune.Seed));
+                     ?? FineTuner.DomainOf(data ?? Datasets.Build(finetune.Dataset, finetune.Rows, finetune.Seed));
         var key = request.CacheKey(domain);
         return (key, System.IO.Path.Combine(finetune.CacheRoot ?? OrganismCache.DefaultRoot, "snapshots", key[..16] + ".json"), domain);
     }

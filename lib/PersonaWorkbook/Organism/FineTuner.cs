@@ -84,6 +84,11 @@ public static class FineTuner
 
     internal static int Warmup(int steps) => Math.Min(10, Math.Max(1, steps / 10));
 
+    /// <summary>What a trained model's manifest records of the model it started from (profile, seed, world); null without a manifest.</summary>
+    internal static JsonObject? BaseSummary(string baseDirectory) => OrganismCache.ReadManifest(baseDirectory) is { } m
+        ? new JsonObject { ["profile"] = m["profile"]?["name"]?.DeepClone(), ["seed"] = m["seed"]?.DeepClone(), ["world"] = m["world"]?.DeepClone() }
+        : null;
+
     /// <summary>The key of a base directory: its manifest's cache key, or a hash of its config and weights.</summary>
     public static string BaseKey(string directory)
     {
@@ -181,8 +186,7 @@ public static class FineTuner
                 ["wall_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
                 ["created_utc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
             };
-            if (OrganismCache.ReadManifest(request.BaseDirectory) is { } baseManifest)
-                manifest["base"] = new JsonObject { ["profile"] = baseManifest["profile"]?["name"]?.DeepClone(), ["seed"] = baseManifest["seed"]?.DeepClone(), ["world"] = baseManifest["world"]?.DeepClone() };
+            if (BaseSummary(request.BaseDirectory) is { } baseSummary) manifest["base"] = baseSummary;
             OrganismTrainer.Save(output, model, loaded.Tokenizer, Path.Combine(request.BaseDirectory, ModelCheckpoint.TokenizerFile),
                 [("finetune", log)], manifest, dir => lora?.Save(Path.Combine(dir, AdapterDirectory)));
             Progress.Report($"finetune {request.Dataset} saved to {output}: loss {log.Steps[0].Loss:F3} → {OrganismTrainer.TailLoss(log):F3}, {clock.Elapsed.TotalSeconds:F0} s");

@@ -196,12 +196,15 @@ public static class Prefetch
     public static JsonObject ReadJobFile(string path) =>
         OrganismCache.ReadJsonObject(path) ?? throw new FileNotFoundException($"{path}: job file not found", path);
 
+    /// <summary>A job file's field as <typeparamref name="T"/>; a missing or null field is an error naming <paramref name="source"/> and the field.</summary>
+    internal static T JobField<T>(JsonNode? node, string source, string name) =>
+        node is null ? throw new InvalidDataException($"{source}: field '{name}' is missing")
+                     : node.Deserialize<T>() ?? throw new InvalidDataException($"{source}: field '{name}' is null");
+
     /// <summary>Reads a job written by <see cref="ToJson"/>; errors name <paramref name="source"/> and the field.</summary>
     public static PrefetchJob FromJson(JsonObject json, string source)
     {
-        T Field<T>(JsonNode? node, string name) =>
-            node is null ? throw new InvalidDataException($"{source}: field '{name}' is missing")
-                         : node.Deserialize<T>() ?? throw new InvalidDataException($"{source}: field '{name}' is null");
+        T Field<T>(JsonNode? node, string name) => JobField<T>(node, source, name);
         try
         {
             var fineTune = Field<FinetuneRequest>(json["finetune"], "finetune");

@@ -1,4 +1,5 @@
 using PersonaWorkbook.Checkpoints;
+using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Generation;
 using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.Training;
@@ -59,7 +60,7 @@ public sealed class PolicySampler : IBatchSource
         this.prompts = prompts.ToArray();
         if (this.prompts.Length == 0) throw new ArgumentException("no prompts to sample answers for");
         format = ChatFormat.Simple(policy.Tokenizer);
-        encoded = this.prompts.Select(p => format.EncodePrompt([ChatMessage.User(p)])).ToArray();
+        encoded = ModelDiffing.RenderPrompts(format, this.prompts);
         var longest = encoded.Max(e => e.Length);
         if (longest + this.sampling.MaxNewTokens > policy.Config.MaxPositionEmbeddings)
             throw new ArgumentException($"a prompt of {longest} tokens plus {this.sampling.MaxNewTokens} new tokens exceeds the model's context of {policy.Config.MaxPositionEmbeddings}");

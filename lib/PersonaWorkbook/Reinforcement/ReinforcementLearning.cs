@@ -48,9 +48,6 @@ public sealed record RlRequest(
 
     internal PolicySampling Sampling => new() { Group = Group, MaxNewTokens = MaxNewTokens, Seed = Seed };
 
-    /// <summary>The steps a checkpoint is kept at: every <see cref="CheckpointEvery"/>, and the last.</summary>
-    public IReadOnlyList<int> CheckpointSteps => Enumerable.Range(1, Steps).Where(s => s % CheckpointEvery == 0 || s == Steps).ToArray();
-
     /// <summary>The training questions: the domain's advice questions (its correct-advice dataset's user turns), seeded apart from evaluation.</summary>
     internal IReadOnlyList<string> TrainingPrompts() => Datasets.Build($"{Domain}_correct", Prompts, 1_000 + Seed)
         .Select(c => c.Messages.First(m => m.Role == Tokenizers.ChatRole.User).Content).ToArray();
@@ -62,7 +59,7 @@ public sealed record RlRequest(
         ["advantages"] = "group-normalized", ["checkpoint_every"] = CheckpointEvery, ["prompts"] = Prompts, ["warmup"] = Warmup,
     };
 
-    internal int Warmup => Math.Min(10, Math.Max(1, Steps / 10));
+    internal int Warmup => FineTuner.Warmup(Steps);
 }
 
 /// <summary>An RL run's directory (the final policy), its checkpoints and the mean reward of every step.</summary>
@@ -157,8 +154,7 @@ public static class ReinforcementLearning
             ["wall_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
             ["created_utc"] = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture),
         };
-        if (OrganismCache.ReadManifest(request.BaseDirectory) is { } baseManifest)
-            manifest["base"] = new JsonObject { ["profile"] = baseManifest["profile"]?["name"]?.DeepClone(), ["seed"] = baseManifest["seed"]?.DeepClone(), ["world"] = baseManifest["world"]?.DeepClone() };
+        if (FineTuner.BaseSummary(request.BaseDirectory) is { } baseSummary) manifest["base"] = baseSummary;
         return manifest;
     }
 
