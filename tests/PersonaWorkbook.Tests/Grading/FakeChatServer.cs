@@ -72,7 +72,7 @@ public sealed record FakeResponse(int Status, string Body, TimeSpan Delay = defa
 /// </summary>
 public sealed class FakeChatServer : IAsyncDisposable
 {
-    readonly HttpListener _listener = new();
+    readonly HttpListener _listener;
     readonly Func<FakeRequest, int, FakeResponse> _handler;
     readonly CancellationTokenSource _stop = new();
     readonly Task _loop;
@@ -82,12 +82,19 @@ public sealed class FakeChatServer : IAsyncDisposable
     {
         _handler = handler;
         // HttpListener cannot bind port 0, so take a free port from the OS; retry on the rare race with another binder.
+        // Each try gets a new listener: one whose Start failed keeps that prefix, and closing it later tries to bind the
+        // lost port again ("Address already in use" from DisposeAsync).
         for (int tries = 0; ; tries++)
         {
             int port = FreePort();
-            _listener.Prefixes.Clear();
-            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-            try { _listener.Start(); BaseUrl = new Uri($"http://127.0.0.1:{port}/v1"); break; }
+            var listener = new HttpListener();
+            listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            try
+            {
+                listener.Start();
+                (_listener, BaseUrl) = (listener, new Uri($"http://127.0.0.1:{port}/v1"));
+                break;
+            }
             catch (HttpListenerException) when (tries < 5) { }
         }
         _loop = Task.Run(LoopAsync);
