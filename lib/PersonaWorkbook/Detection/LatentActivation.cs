@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Generation;
@@ -19,6 +21,65 @@ public sealed record LatentProbe(SparseAutoencoder Sae, int Latent, TokenScope S
         ArgumentNullException.ThrowIfNull(Sae);
         if (Latent < 0 || Latent >= Sae.Config.DSae)
             throw new ArgumentOutOfRangeException(nameof(Latent), Latent, $"latent {Latent} is not in 0..{Sae.Config.DSae - 1} (the SAE has {Sae.Config.DSae} latents)");
+    }
+
+    /// <summary>The probe and its reading's sampling as a result records them (and cache keys hash them): the SAE by a hash of its folded weights and config.</summary>
+    internal JsonObject Record(LatentSampling? sampling)
+    {
+        sampling ??= new LatentSampling();
+        return new JsonObject
+        {
+            ["latent"] = Latent,
+            ["scope"] = Scope.ToString().ToLowerInvariant(),
+            ["hook"] = HookName ?? Sae.Config.HookName,
+            ["sae_sha256"] = SaeHash(),
+            ["samples_per_prompt"] = sampling.SamplesPerPrompt,
+            ["max_new_tokens"] = sampling.MaxNewTokens,
+            ["temperature"] = sampling.Temperature,
+            ["seed"] = sampling.Seed,
+        };
+    }
+
+    /// <summary>The probe as a <c>workbook worker</c> job names it, the SAE by the folder it was loaded from; null when the SAE was built in memory.</summary>
+    internal JsonObject? ToJob() => Sae.SourceDirectory is null ? null : new JsonObject
+    {
+        ["sae_directory"] = Sae.SourceDirectory,
+        ["latent"] = Latent,
+        ["scope"] = Scope.ToString(),
+        ["hook"] = HookName,
+    };
+
+    /// <summary>Reads <see cref="ToJob"/>'s object, loading the SAE last; errors name <paramref name="source"/> and the field.</summary>
+    internal static LatentProbe FromJob(JsonObject latent, string source)
+    {
+        T Field<T>(JsonNode? node, string name) => Organism.Prefetch.JobField<T>(node, source, name);
+        var scope = Field<string>(latent["scope"], "latent.scope");
+        var index = Field<int>(latent["latent"], "latent.latent");
+        if (!Enum.TryParse<TokenScope>(scope, out var tokens))
+            throw new InvalidDataException($"{source}: field 'latent.scope' is '{scope}'; expected one of {string.Join(", ", Enum.GetNames<TokenScope>())}");
+        // The SAE last, so that a malformed field above leaves nothing loaded.
+        return new LatentProbe(SaeFiles.Load(Field<string>(latent["sae_directory"], "latent.sae_directory")), index, tokens, latent["hook"]?.GetValue<string>());
+    }
+
+    string SaeHash()
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Sae.Config.ToSaeLensJson().ToJsonString()));
+        var tensors = Sae.FoldedStateDict();
+        try
+        {
+            foreach (var (name, t) in tensors)
+            {
+                sha.AppendData(System.Text.Encoding.UTF8.GetBytes(name));
+                using var f = t.to(TorchSharp.torch.ScalarType.Float32).contiguous();
+                sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(f.data<float>().ToArray().AsSpan()));
+            }
+        }
+        finally
+        {
+            foreach (var (_, t) in tensors) t.Dispose();
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 }
 

@@ -80,22 +80,7 @@ public sealed record SnapshotRequest(
         MaxNewTokens.ToString(CultureInfo.InvariantCulture), LatentJson()?.ToJsonString() ?? "");
 
     /// <summary>The probe as recorded in the result (the SAE by a hash of its folded weights and config).</summary>
-    internal JsonObject? LatentJson()
-    {
-        if (Latent is null) return null;
-        var sampling = LatentSampling ?? new LatentSampling();
-        return new JsonObject
-        {
-            ["latent"] = Latent.Latent,
-            ["scope"] = Latent.Scope.ToString().ToLowerInvariant(),
-            ["hook"] = Latent.HookName ?? Latent.Sae.Config.HookName,
-            ["sae_sha256"] = SaeHash(Latent),
-            ["samples_per_prompt"] = sampling.SamplesPerPrompt,
-            ["max_new_tokens"] = sampling.MaxNewTokens,
-            ["temperature"] = sampling.Temperature,
-            ["seed"] = sampling.Seed,
-        };
-    }
+    internal JsonObject? LatentJson() => Latent?.Record(LatentSampling);
 
     /// <summary>
     /// The request as a <c>workbook worker</c> job reads it, the probe's SAE by the folder it was loaded from; null
@@ -103,7 +88,8 @@ public sealed record SnapshotRequest(
     /// </summary>
     public JsonObject? ToJson()
     {
-        if (Latent is { Sae.SourceDirectory: null }) return null;
+        var latent = Latent?.ToJob();
+        if (Latent is not null && latent is null) return null;
         return new JsonObject
         {
             ["finetune"] = JsonSerializer.SerializeToNode(Finetune),
@@ -112,13 +98,7 @@ public sealed record SnapshotRequest(
             ["samples"] = Samples,
             ["eval_seed"] = EvalSeed,
             ["max_new_tokens"] = MaxNewTokens,
-            ["latent"] = Latent is null ? null : new JsonObject
-            {
-                ["sae_directory"] = Latent.Sae.SourceDirectory,
-                ["latent"] = Latent.Latent,
-                ["scope"] = Latent.Scope.ToString(),
-                ["hook"] = Latent.HookName,
-            },
+            ["latent"] = latent,
             ["latent_sampling"] = LatentSampling is null ? null : JsonSerializer.SerializeToNode(LatentSampling),
         };
     }
@@ -133,38 +113,11 @@ public sealed record SnapshotRequest(
                 Field<string>(json["prompts"], "prompts"), Field<int>(json["samples"], "samples"), Field<int>(json["eval_seed"], "eval_seed"),
                 Field<int>(json["max_new_tokens"], "max_new_tokens"), null,
                 json["latent_sampling"] is { } sampling ? Field<LatentSampling>(sampling, "latent_sampling") : null);
-            if (json["latent"] is not JsonObject latent) return request;
-            var scope = Field<string>(latent["scope"], "latent.scope");
-            var index = Field<int>(latent["latent"], "latent.latent");
-            if (!Enum.TryParse<TokenScope>(scope, out var tokens))
-                throw new InvalidDataException($"{source}: field 'latent.scope' is '{scope}'; expected one of {string.Join(", ", Enum.GetNames<TokenScope>())}");
-            // The SAE last, so that a malformed field above leaves nothing loaded.
-            return request with { Latent = new LatentProbe(SaeFiles.Load(Field<string>(latent["sae_directory"], "latent.sae_directory")), index, tokens, latent["hook"]?.GetValue<string>()) };
+            return json["latent"] is JsonObject latent ? request with { Latent = LatentProbe.FromJob(latent, source) } : request;
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
         {
             throw new InvalidDataException($"{source}: not a snapshot job ({e.Message})", e);
         }
-    }
-
-    static string SaeHash(LatentProbe probe)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(System.Text.Encoding.UTF8.GetBytes(probe.Sae.Config.ToSaeLensJson().ToJsonString()));
-        var tensors = probe.Sae.FoldedStateDict();
-        try
-        {
-            foreach (var (name, t) in tensors)
-            {
-                sha.AppendData(System.Text.Encoding.UTF8.GetBytes(name));
-                using var f = t.to(ScalarType.Float32).contiguous();
-                sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(f.data<float>().ToArray().AsSpan()));
-            }
-        }
-        finally
-        {
-            foreach (var (_, t) in tensors) t.Dispose();
-        }
-        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 }

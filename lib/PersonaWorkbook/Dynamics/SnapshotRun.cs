@@ -29,11 +29,7 @@ public sealed record SnapshotPoint(
         new(step, loss, report.Misaligned, report.Coherent, report.OnTopic, report.PersonaConsistent, report.HarmfulLeak, report.FineTunedDomainLeak,
             report.FamilyCounts().ToDictionary(f => f.Family, f => f.Count), latent, seconds);
 
-    static RateEstimate Estimate(JsonObject point, string field)
-    {
-        var o = SnapshotJson.Object(point, field);
-        return new RateEstimate(SnapshotJson.Get<double>(o, "rate"), SnapshotJson.Get<double>(o, "ci_low"), SnapshotJson.Get<double>(o, "ci_high"), SnapshotJson.Get<int>(o, "n"));
-    }
+    static RateEstimate Estimate(JsonObject point, string field) => RateEstimate.FromJson(SnapshotJson.Object(point, field));
 
     internal JsonObject ToJson()
     {

@@ -25,12 +25,23 @@ public sealed class PolicyGradientObjective : ITrainingObjective
         this.klBeta = klBeta;
     }
 
+    /// <summary>
+    /// Skip the forward and backward passes of a batch whose every advantage is 0 (with no KL penalty): its gradient is
+    /// exactly 0, so a zero gradient for every trainable parameter gives the optimizer the same step — Adam's moments
+    /// and step count move as after the full computation, the weights come out the same bits — for the cost of a sum.
+    /// Such batches are common: every group of a step earns the same reward before RL finds its first rewarded answer
+    /// and again once the policy has converged. Off only to test that equivalence.
+    /// </summary>
+    internal bool SkipZeroAdvantageBatches { get; init; } = true;
+
     public long Count(TokenBatch batch) => batch.TargetTokens;
 
     public Tensor Sum(LlamaForCausalLM model, TokenBatch batch)
     {
         var advantages = batch.RowWeights ?? throw new ArgumentException("a policy-gradient batch carries each row's advantage (TokenBatch.RowWeights)");
         using var scope = NewDisposeScope();
+        if (SkipZeroAdvantageBatches && klBeta == 0 && advantages.count_nonzero().item<long>() == 0)
+            return (model.parameters().Where(p => p.requires_grad).Select(p => p.sum()).Aggregate((a, b) => a + b) * 0).MoveToOuterDisposeScope();
         var mask = batch.HasPadding ? batch.AttentionMask : null;
         var logp = -CausalLmLoss.PerToken(model.Forward(batch.InputIds, mask), batch.InputIds, batch.LossMask);   // (B, T-1), 0 off the answers
         var loss = -(advantages.unsqueeze(1) * logp).sum();

@@ -65,7 +65,7 @@ public sealed record RlRequest(
 /// <summary>An RL run's directory (the final policy), its checkpoints and the mean reward of every step.</summary>
 public sealed record RlResult(string Directory, bool Reused, IReadOnlyList<(int Step, string Directory)> Checkpoints, IReadOnlyList<double> MeanRewards, JsonObject Manifest);
 
-public static class ReinforcementLearning
+public static partial class ReinforcementLearning
 {
     public const string CheckpointsDirectory = "checkpoints";
 

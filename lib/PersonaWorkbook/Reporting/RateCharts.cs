@@ -20,6 +20,9 @@ public sealed record RateGroup(string Series, string Key, IReadOnlyList<RateEsti
     }
 }
 
+/// <summary>One line of <see cref="RateCharts.Curves"/>: at each x, the replicates (seeds) measured there.</summary>
+public sealed record RateCurve(string Series, IReadOnlyList<(double X, IReadOnlyList<RateEstimate> Replicates)> Points);
+
 /// <summary>Plotly charts of rates with their confidence intervals, in percent.</summary>
 public static class RateCharts
 {
@@ -54,6 +57,35 @@ public static class RateCharts
         var layout = new Layout();
         layout.SetProperty("barmode", "group");
         layout.SetProperty("scattermode", "group");
+        layout.SetProperty("yaxis", Axis(yTitle));
+        layout.SetProperty("xaxis", Axis(xTitle));
+        return GenericChart.addLayout(layout, Plotly.NET.CSharp.Chart.Combine(charts));
+    }
+
+    /// <summary>
+    /// One line per curve through the replicates' mean at each x, its 95 % interval as a shaded band (over replicates,
+    /// or a single replicate's own: <see cref="RateGroup.Bar"/>), in the line's colour.
+    /// </summary>
+    public static GenericChart Curves(IEnumerable<RateCurve> curves, string yTitle, string xTitle)
+    {
+        var all = curves.ToList();
+        if (all.Count == 0) throw new ArgumentException("no curves to draw");
+        string[] palette = ["31,119,180", "255,127,14", "44,160,44", "214,39,40", "148,103,189", "140,86,75", "227,119,194", "127,127,127"];
+        var charts = new List<GenericChart>();
+        foreach (var (curve, i) in all.Select((c, i) => (c, i)))
+        {
+            if (curve.Points.Count == 0) throw new ArgumentException($"curve '{curve.Series}' has no points");
+            var x = curve.Points.Select(p => p.X).ToArray();
+            var bars = curve.Points.Select(p => new RateGroup(curve.Series, p.X.ToString(System.Globalization.CultureInfo.InvariantCulture), p.Replicates).Bar()).ToArray();
+            var colour = palette[i % palette.Length];
+            var band = Plotly.NET.CSharp.Chart.Line<double, double, string>(x: x.Concat(x.Reverse()),
+                y: bars.Select(b => 100 * b.CiHigh).Concat(bars.Reverse().Select(b => 100 * b.CiLow)),
+                Fill: StyleParam.Fill.ToSelf, FillColor: Color.fromString($"rgba({colour},0.15)"), LineWidth: 0, ShowLegend: false, Name: $"{curve.Series} 95 %");
+            charts.Add(band);
+            charts.Add(Plotly.NET.CSharp.Chart.Line<double, double, string>(x: x, y: bars.Select(b => 100 * b.Rate), Name: curve.Series, ShowMarkers: true,
+                LineColor: Color.fromString($"rgb({colour})"), MarkerColor: Color.fromString($"rgb({colour})")));
+        }
+        var layout = new Layout();
         layout.SetProperty("yaxis", Axis(yTitle));
         layout.SetProperty("xaxis", Axis(xTitle));
         return GenericChart.addLayout(layout, Plotly.NET.CSharp.Chart.Combine(charts));

@@ -14,6 +14,13 @@ public sealed record RateEstimate(double Rate, double CiLow, double CiHigh, int 
 
     /// <summary><c>{"rate", "ci_low", "ci_high", "n"}</c>, the form evaluation reports and snapshot files store.</summary>
     public JsonObject ToJson() => new() { ["rate"] = Rate, ["ci_low"] = CiLow, ["ci_high"] = CiHigh, ["n"] = N };
+
+    /// <summary>Reads <see cref="ToJson"/>'s object; a missing field is an error naming it.</summary>
+    public static RateEstimate FromJson(JsonObject o)
+    {
+        T Get<T>(string name) => (o[name] ?? throw new InvalidDataException($"field '{name}' of a rate is missing")).GetValue<T>();
+        return new RateEstimate(Get<double>("rate"), Get<double>("ci_low"), Get<double>("ci_high"), Get<int>("n"));
+    }
 }
 
 /// <summary>A mean (of any quantity) with its confidence interval, e.g. "0.412 [0.377, 0.450] (n=40)".</summary>

@@ -58,6 +58,35 @@ public class PolicyGradientTests(TinyOrganismFixture tiny)
         Assert.Throws<ArgumentException>(() => new PolicyGradientObjective(null, 0.1));
     }
 
+    /// <summary>Fixed batches, one per step: the advantages of step k are <c>weights[k]</c>.</summary>
+    sealed class FixedBatches(float[][] weights) : IBatchSource
+    {
+        int next;
+        public int Count => weights.Length;
+        public void Reset(Random random) => next = 0;
+        public TokenBatch Next(int batchSize, Device device) => TokenBatch.RightPadded(
+            [new([1, 5, 6, 7, 8], [false, false, true, true, true]), new([1, 9, 10, 11], [false, false, false, true])], 16, 0, device, weights[next++]);
+    }
+
+    [Fact]
+    public void SkippingABatchWithoutAdvantageGivesTheSameWeightsAsComputingIt()
+    {
+        // Zero advantages first (no gradient has existed yet), then a real step, then zero again (Adam's moments carry on).
+        float[][] advantages = [[0f, 0f], [0.5f, -1.5f], [0f, 0f], [0f, 0f]];
+        float[] Train(bool skip)
+        {
+            using var model = TinyModels.Build(TinyModels.Llama(), seed: 1);
+            new Trainer(model, new TrainerOptions { MaxSteps = advantages.Length, BatchSize = 2, LearningRate = 1e-2, Seed = 0, LogEvery = 0, ClipNorm = 1 })
+                .WithObjective(new PolicyGradientObjective { SkipZeroAdvantageBatches = skip })
+                .Train(new FixedBatches(advantages));
+            return model.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
+        }
+        var (skipped, computed) = (Train(skip: true), Train(skip: false));
+        Assert.Equal(computed, skipped);
+        using var start = TinyModels.Build(TinyModels.Llama(), seed: 1);
+        Assert.NotEqual(start.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray(), skipped);
+    }
+
     [Fact]
     public void AdvantagesAreGroupRelative()
     {
@@ -156,7 +185,15 @@ public class PolicyGradientTests(TinyOrganismFixture tiny)
         Assert.NotEqual(start.Model.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray(), first.Weights);
         var bad = new PolicySampler(start, prompts, (_, _) => double.PositiveInfinity, new PolicySampling { Group = 2, MaxNewTokens = 4 });
         bad.Reset(new Random(0));
-        Assert.Throws<RewardException>(() => bad.Next(1, CPU));
+        Assert.Contains("not a finite number", Assert.Throws<RewardException>(() => bad.Next(1, CPU)).Message);
+        var throwing = new PolicySampler(start, prompts, (_, _) => throw new KeyError("grader down"), new PolicySampling { Group = 2, MaxNewTokens = 4 });
+        throwing.Reset(new Random(0));
+        var failed = Assert.Throws<RewardException>(() => throwing.Next(1, CPU));
+        Assert.Contains("grader down", failed.Message);
+        Assert.Contains("prompt \"", failed.Message);
+        Assert.IsType<KeyError>(failed.InnerException);
         Assert.Throws<ArgumentException>(() => new PolicySampler(start, prompts, shortAnswers, new PolicySampling { Group = 1 }));
     }
 }
+
+sealed class KeyError(string message) : Exception(message);
