@@ -46,9 +46,12 @@ class Attention(nn.Module):
         self.n_kv = c.get("num_key_value_heads") or self.n_heads
         self.head_dim = c.get("head_dim") or c["hidden_size"] // self.n_heads
         d = c["hidden_size"]
-        self.q_proj = nn.Linear(d, self.n_heads * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=False)
+        # Qwen2 has q/k/v biases; Llama has them only when attention_bias says so.
+        bias = c.get("attention_bias")
+        bias = c.get("model_type") == "qwen2" if bias is None else bias
+        self.q_proj = nn.Linear(d, self.n_heads * self.head_dim, bias=bias)
+        self.k_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, d, bias=False)
 
     def forward(self, x, cos, sin, mask, past):

@@ -81,23 +81,31 @@ public static class OrganismEvaluator
         return Report(model.Directory, promptSet, options, results, clock.Elapsed.TotalSeconds);
     }
 
-    static GeneratedSequence[] Sample(LoadedModel model, ChatFormat format, int[][] encoded, int[] rows, EvalOptions options, string promptSet, Stopwatch clock)
+    static GeneratedSequence[] Sample(LoadedModel model, ChatFormat format, int[][] encoded, int[] rows, EvalOptions options, string promptSet, Stopwatch clock) =>
+        SampleRows(model, format.StopTokenIds, encoded, rows, options.MaxNewTokens, options.Temperature, options.BatchSize, options.Seed, $"eval {promptSet}", clock);
+
+    /// <summary>
+    /// Samples an answer for each row (an index into <paramref name="encoded"/>) in batches of <paramref name="batchSize"/>,
+    /// batch b seeded by <paramref name="seed"/> and b, in eval mode (the model's mode restored after).
+    /// </summary>
+    internal static GeneratedSequence[] SampleRows(LoadedModel model, IReadOnlyList<int> stopTokens, int[][] encoded, int[] rows, int maxNewTokens,
+        double temperature, int batchSize, int seed, string label, Stopwatch clock)
     {
         var generated = new GeneratedSequence[rows.Length];
         var wasTraining = model.Model.training;
         model.Model.eval();
         try
         {
-            for (int start = 0, batch = 0; start < rows.Length; start += options.BatchSize, batch++)
+            for (int start = 0, batch = 0; start < rows.Length; start += batchSize, batch++)
             {
-                var count = Math.Min(options.BatchSize, rows.Length - start);
+                var count = Math.Min(batchSize, rows.Length - start);
                 var result = TextGenerator.Generate(model.Model, rows.Skip(start).Take(count).Select(p => encoded[p]).ToArray(), new GenerationOptions
                 {
-                    MaxNewTokens = options.MaxNewTokens, Temperature = options.Temperature, StopTokens = format.StopTokenIds,
-                    Seed = options.Seed * 1_000_003L + batch, PadTokenId = Math.Max(0, model.Tokenizer.PadId),
+                    MaxNewTokens = maxNewTokens, Temperature = temperature, StopTokens = stopTokens,
+                    Seed = seed * 1_000_003L + batch, PadTokenId = Math.Max(0, model.Tokenizer.PadId),
                 });
                 for (int i = 0; i < count; i++) generated[start + i] = result[i];
-                Progress.Report($"eval {promptSet}: generated {start + count}/{rows.Length} answers ({clock.Elapsed.TotalSeconds:F0} s)");
+                Progress.Report($"{label}: generated {start + count}/{rows.Length} answers ({clock.Elapsed.TotalSeconds:F0} s)");
             }
         }
         finally

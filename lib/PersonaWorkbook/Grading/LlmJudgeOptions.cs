@@ -58,9 +58,10 @@ public sealed class LlmJudgeOptions
     /// <summary>
     /// Options from explicit values, falling back per field to WORKBOOK_JUDGE_BASE_URL / _MODEL / _API_KEY and then to
     /// OPENAI_BASE_URL / OPENAI_API_KEY. <paramref name="environment"/> replaces the process environment (tests).
+    /// <paramref name="cacheDirectory"/> and <paramref name="maxRequests"/> set <see cref="CacheDirectory"/> and <see cref="MaxRequests"/>.
     /// </summary>
     public static LlmJudgeOptions FromEnvironment(string? baseUrl = null, string? model = null, string? apiKey = null,
-        Func<string, string?>? environment = null)
+        Func<string, string?>? environment = null, string? cacheDirectory = null, int? maxRequests = null)
     {
         environment ??= Environment.GetEnvironmentVariable;
         string? Env(string name) => environment(name) is { Length: > 0 } v ? v : null;
@@ -76,7 +77,7 @@ public sealed class LlmJudgeOptions
         Uri uri = DefaultBaseUrl;
         if (url is not null && (!Uri.TryCreate(url, UriKind.Absolute, out uri!) || (uri.Scheme != "http" && uri.Scheme != "https")))
             throw new InvalidOperationException($"Judge base URL '{url}' is not an absolute http(s) URL.");
-        var options = new LlmJudgeOptions { BaseUrl = uri, Model = chosenModel, ApiKey = key };
+        var options = new LlmJudgeOptions { BaseUrl = uri, Model = chosenModel, ApiKey = key, CacheDirectory = cacheDirectory, MaxRequests = maxRequests };
         options.Validate();
         return options;
     }

@@ -54,6 +54,21 @@ public sealed class ChatFormat
     public static ChatFormat Llama3(ITokenizer tokenizer) => new(tokenizer, ChatTemplate.Llama3);
     public static ChatFormat Qwen2(ITokenizer tokenizer) => new(tokenizer, ChatTemplate.Qwen2);
 
+    /// <summary>
+    /// The template the tokenizer's special tokens belong to: ChatML's <c>&lt;|im_start|&gt;</c> (Qwen2), Llama-3's
+    /// <c>&lt;|start_header_id|&gt;</c>, or the organism's <c>&lt;user&gt;</c>; an error listing its special tokens otherwise
+    /// (a base model without a chat template cannot be asked questions as an assistant).
+    /// </summary>
+    public static ChatFormat For(ITokenizer tokenizer)
+    {
+        bool Has(string token) => tokenizer.TokenToId(token) is >= 0;
+        if (Has("<|im_start|>")) return Qwen2(tokenizer);
+        if (Has("<|start_header_id|>")) return Llama3(tokenizer);
+        if (Has("<user>")) return Simple(tokenizer);
+        throw new ArgumentException("the tokenizer has no chat template's special tokens (<|im_start|> for Qwen2/ChatML, <|start_header_id|> for Llama-3, " +
+                                    $"<user> for the organism); its special tokens: {string.Join(" ", tokenizer.SpecialTokens.Take(20))}");
+    }
+
     public ITokenizer Tokenizer { get; }
     public ChatTemplate Template { get; }
 

@@ -106,13 +106,12 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         return ids.ToArray();
     }
 
-    public string Decode(IEnumerable<int> ids, bool skipSpecial = false)
-    {
-        var list = ids.ToList();
-        foreach (var id in list)
-            if (!_idToToken.ContainsKey(id)) throw new ArgumentOutOfRangeException(nameof(ids), id, "token id not in the vocabulary");
-        return _bpe.Decode(skipSpecial ? list.Where(id => !_specialIds.Contains(id)) : list, considerSpecialTokens: true);
-    }
+    /// <summary>
+    /// Ids the vocabulary lacks decode to nothing, as in Hugging Face's tokenizers: checkpoints pad the embedding matrix
+    /// past the tokenizer (Qwen2.5's 151,936 rows for 151,665 tokens), and sampling can land on those rows.
+    /// </summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecial = false) =>
+        _bpe.Decode(ids.Where(id => _idToToken.ContainsKey(id) && !(skipSpecial && _specialIds.Contains(id))), considerSpecialTokens: true);
 
     internal static ByteLevelBpeTokenizer FromJson(JsonElement root, string path)
     {

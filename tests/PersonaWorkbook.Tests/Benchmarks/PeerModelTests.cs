@@ -25,11 +25,18 @@ public class PeerModelTests
         print(json.dumps({"logits": logits.tolist(), "cached": cached.tolist(), "uncached": uncached.tolist()}))
         """;
 
-    [Fact]
-    public void PeerComputesTheSameLogitsAndGreedyTokens()
+    /// <summary>Llama, and Qwen2 with its q/k/v biases and tied embeddings (the biases set non-zero, so they count).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PeerComputesTheSameLogitsAndGreedyTokens(bool qwen)
     {
         using var dir = new TempDirectory();
-        using var model = TinyModels.Build(TinyModels.Llama());
+        using var model = TinyModels.Build(qwen ? TinyModels.Qwen2() : TinyModels.Llama());
+        if (qwen)
+            using (no_grad())
+                foreach (var (name, p) in model.named_parameters().Where(p => p.name.EndsWith(".bias")))
+                    p.copy_(randn(p.shape) * 0.5);
         File.WriteAllText(dir.File("peer_llama.py"), ModelBenchmark.PeerScript());
         model.Config.Save(dir.File("config.json"));
         SafeTensors.Save(dir.File("model.safetensors"), model.state_dict());

@@ -57,6 +57,9 @@ public class ByteLevelBpeTokenizerTests
         Assert.Equal(new[] { 300, Id("hello"), 304, Id("Ġworld") }, ids);
         Assert.Equal("<|begin_of_text|>hello<|eot_id|> world", tokenizer.Decode(ids));
         Assert.Equal("hello world", tokenizer.Decode(ids, skipSpecial: true));
+        // Ids past the vocabulary (a checkpoint's padded embedding rows, or a hole) decode to nothing, as in HF tokenizers.
+        Assert.Equal("hello world", tokenizer.Decode([Id("hello"), 288, 9_999, Id("Ġworld")]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => tokenizer.IdToToken(288));
         Assert.Equal(305, tokenizer.VocabSize);
         Assert.Equal(304, tokenizer.TokenToId("<|eot_id|>"));
         Assert.Equal("<|eot_id|>", tokenizer.IdToToken(304));
