@@ -21,17 +21,7 @@ public class JudgedEvaluatorTests
 {
     const string Secret = "sk-test-SECRET-judged-4242";
 
-    /// <summary>Writes the checkpoint under dir/name: Qwen2 (ChatML tokens) or Llama (Llama-3 tokens).</summary>
-    static string TinyCheckpoint(TempDirectory dir, bool qwen)
-    {
-        var tokenizerJson = TinyBpe.Write(dir.File($"{(qwen ? "qwen" : "llama")}-tokenizer.json"), qwen ? TinyBpe.Qwen2Added : TinyBpe.Llama3Added);
-        var config = qwen ? TinyModels.Qwen2(vocab: 310) : TinyModels.Llama(vocab: 310);
-        config.MaxPositionEmbeddings = 512;
-        using var model = TinyModels.Build(config, seed: 5);
-        var path = dir.File(qwen ? "qwen" : "llama");
-        ModelCheckpoint.Save(path, model, HfTokenizer.Load(tokenizerJson), tokenizerJson);
-        return path;
-    }
+    static string TinyCheckpoint(TempDirectory dir, bool qwen) => TinyHfCheckpoints.Write(dir, qwen);
 
     static string Questions(TempDirectory dir)
     {

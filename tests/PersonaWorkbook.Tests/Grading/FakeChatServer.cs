@@ -105,13 +105,24 @@ public sealed class FakeChatServer : IAsyncDisposable
     public int RequestCount => Requests.Count;
 
     /// <summary>A port nothing listens on (for "connection refused").</summary>
+    static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>
+    /// A port the OS reports free and this process has not handed out before. Two servers of one process must never
+    /// try the same port: the loser's failed Start can close its prefix through the endpoint the winner shares, removing
+    /// the winner's endpoint, whose own Close then tries to bind the port again ("Address already in use").
+    /// </summary>
     public static int FreePort()
     {
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
+        lock (HandedOut)
+            while (true)
+            {
+                var probe = new TcpListener(IPAddress.Loopback, 0);
+                probe.Start();
+                int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+                probe.Stop();
+                if (HandedOut.Add(port)) return port;
+            }
     }
 
     async Task LoopAsync()
