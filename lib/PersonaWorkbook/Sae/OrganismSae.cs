@@ -7,6 +7,7 @@ using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Organism;
 using PersonaWorkbook.Reporting;
+using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.Training;
 using PersonaWorkbook.World;
 using static TorchSharp.torch;
@@ -32,7 +33,8 @@ public sealed record SaeRequest(
     double LearningRate = SaeRequest.DefaultLearningRate,
     string? Output = null,
     bool Force = false,
-    string? CacheRoot = null)
+    string? CacheRoot = null,
+    string? Corpus = null)
 {
     public const int DefaultDSae = 2048;
     public const int DefaultK = 32;
@@ -58,22 +60,32 @@ public sealed record SaeRequest(
         if (Tokens < 2L * BatchSize) throw new ArgumentException($"tokens is {Tokens}; need at least two batches of {BatchSize}");
         if (Epochs < 1) throw new ArgumentException($"epochs is {Epochs}; must be at least 1");
         if (!(LearningRate > 0)) throw new ArgumentException($"learning rate is {LearningRate}; must be positive");
+        if (Corpus is not null && !File.Exists(Corpus)) throw new FileNotFoundException($"SAE corpus file not found: {Corpus}", Corpus);
     }
 
-    internal JsonObject Hyperparameters(string hook) => new()
+    /// <summary>The corpus's SHA-256 (hex), or null for the persona world's documents.</summary>
+    internal string? CorpusHash() => Corpus is null ? null : Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Corpus)));
+
+    /// <summary>The hyperparameters as hashed into the key; a user's corpus replaces the world's corpus seed by its hash (the world's JSON is unchanged, so its SAEs keep their keys).</summary>
+    internal JsonObject Hyperparameters(string hook)
     {
-        ["hook_name"] = hook,
-        ["architecture"] = Architecture.ToString(),
-        ["d_sae"] = DSae,
-        ["k"] = K,
-        ["tokens"] = Tokens,
-        ["epochs"] = Epochs,
-        ["batch"] = BatchSize,
-        ["lr"] = LearningRate,
-        ["seed"] = Seed,
-        ["corpus_seed"] = CorpusSeed,
-        ["aux_k_coefficient"] = 1.0 / 32,
-    };
+        var json = new JsonObject
+        {
+            ["hook_name"] = hook,
+            ["architecture"] = Architecture.ToString(),
+            ["d_sae"] = DSae,
+            ["k"] = K,
+            ["tokens"] = Tokens,
+            ["epochs"] = Epochs,
+            ["batch"] = BatchSize,
+            ["lr"] = LearningRate,
+            ["seed"] = Seed,
+        };
+        if (Corpus is null) json["corpus_seed"] = CorpusSeed;
+        else json["corpus_sha256"] = CorpusHash();
+        json["aux_k_coefficient"] = 1.0 / 32;
+        return json;
+    }
 }
 
 /// <summary>A trained SAE directory (SAELens layout plus <see cref="OrganismSae.ManifestFile"/>) and its recorded evaluation.</summary>
@@ -154,14 +166,14 @@ public static class OrganismSae
         using var loaded = ModelCheckpoint.Load(request.ModelDirectory);
         var model = loaded.Model;
         model.eval();
-        var world = OrganismRequest.WorldFor(request.ModelDirectory);
+        var corpus = Corpus.For(request, loaded);
         var store = new ActivationStoreOptions
         {
-            HookName = hook, ExcludeTokenIds = StatisticsOptions.ControlTokenIds(loaded.Tokenizer), PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
+            HookName = hook, ExcludeTokenIds = corpus.ExcludeTokenIds, PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
             ContextSize = model.Config.MaxPositionEmbeddings, SequencesPerForward = 16,
         };
-        var trainCache = Activations(loaded, modelKey, world, store, SaeRequest.CorpusSeed, request.Tokens, root, "train");
-        var evalCache = Activations(loaded, modelKey, world, store, SaeRequest.EvaluationSeed, EvaluationTokens, root, "evaluation");
+        var trainCache = Activations(loaded, modelKey, corpus, evaluation: false, store, request.Tokens, root);
+        var evalCache = Activations(loaded, modelKey, corpus, evaluation: true, store, Math.Min(EvaluationTokens, corpus.EvaluationTokenLimit), root);
         var activationSeconds = clock.Elapsed.TotalSeconds;
 
         manual_seed(request.Seed);
@@ -172,7 +184,7 @@ public static class OrganismSae
             {
                 ModelName = Path.GetFileName(Path.GetFullPath(request.ModelDirectory).TrimEnd('/')), HookName = hook,
                 ContextSize = model.Config.MaxPositionEmbeddings, PrependBos = true, ExcludeSpecialTokens = true,
-                DatasetPath = $"persona-world pretraining documents, corpus seed {SaeRequest.CorpusSeed}",
+                DatasetPath = corpus.Description,
             },
         };
         using var sae = new SparseAutoencoder(config, seed: request.Seed);
@@ -188,7 +200,7 @@ public static class OrganismSae
         }
         var trainSeconds = clock.Elapsed.TotalSeconds - activationSeconds;
 
-        var evaluation = Evaluate(sae, loaded, world, evalCache, store);
+        var evaluation = Evaluate(sae, loaded, corpus, evalCache, store);
         var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, root, CacheKind));
         var manifest = new JsonObject
         {
@@ -215,15 +227,14 @@ public static class OrganismSae
     }
 
     /// <summary>
-    /// The activation cache of (model, hook, corpus seed, tokens): reused when complete, else streamed from the model over
-    /// that corpus's documents and written (the manifest last, so an interrupted write is redone).
+    /// The activation cache of (model, hook, corpus part, tokens): reused when complete, else streamed from the model over
+    /// that part's documents and written (the manifest last, so an interrupted write is redone).
     /// </summary>
-    static string Activations(LoadedModel loaded, string modelKey, PersonaWorld world, ActivationStoreOptions store,
-        int corpusSeed, long tokens, string root, string label)
+    static string Activations(LoadedModel loaded, string modelKey, Corpus corpus, bool evaluation, ActivationStoreOptions store, long tokens, string root)
     {
-        var key = OrganismCache.Key("activations/1", modelKey, store.HookName, PersonaWorld.WorldVersion, world.Options.Fingerprint,
-            corpusSeed.ToString(CultureInfo.InvariantCulture), tokens.ToString(CultureInfo.InvariantCulture),
-            string.Join(",", store.ExcludeTokenIds.Order()), store.OutlierNormMultiple.ToString(CultureInfo.InvariantCulture));
+        var label = evaluation ? "evaluation" : "train";
+        var key = OrganismCache.Key("activations/1", modelKey, store.HookName, corpus.Fingerprint(evaluation),
+            tokens.ToString(CultureInfo.InvariantCulture), string.Join(",", store.ExcludeTokenIds.Order()), store.OutlierNormMultiple.ToString(CultureInfo.InvariantCulture));
         var directory = Path.Combine(root, "activations", key[..16]);
         if (File.Exists(Path.Combine(directory, ActivationCache.ManifestFile)) && ActivationCache.Describe(directory).Tokens == tokens)
         {
@@ -232,9 +243,8 @@ public static class OrganismSae
         }
         if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
         var clock = Stopwatch.StartNew();
-        // Documents average about 128 tokens; the generator is lazy, so asking for more than are read costs nothing.
-        var documents = world.PretrainingCorpus((int)Math.Min(int.MaxValue, tokens / 16 + 1000), corpusSeed)
-            .Select(d => loaded.Tokenizer.Encode("<bos> " + d.Text));
+        // World documents average about 128 tokens; the generator is lazy, so asking for more than are read costs nothing.
+        var documents = corpus.Documents(evaluation, (int)Math.Min(int.MaxValue, tokens / 16 + 1000), withEos: false);
         long seen = 0;
         IEnumerable<Tensor> Limited()
         {
@@ -253,18 +263,19 @@ public static class OrganismSae
         }
         var written = ActivationCache.Write(directory, Limited(), info: new Dictionary<string, string>
         {
-            ["model"] = Path.GetFullPath(loaded.Directory), ["hook_name"] = store.HookName, ["corpus_seed"] = corpusSeed.ToString(CultureInfo.InvariantCulture),
+            ["model"] = Path.GetFullPath(loaded.Directory), ["hook_name"] = store.HookName, ["corpus"] = corpus.Fingerprint(evaluation),
         });
-        if (written < tokens) throw new InvalidOperationException($"the corpus gave only {written:N0} of {tokens:N0} activations; ask for fewer tokens");
+        if (written < tokens)
+            throw new InvalidOperationException($"{corpus.Description} gave only {written:N0} of the {tokens:N0} {label} activations asked for; ask for fewer tokens (--tokens) or give a longer corpus");
         Progress.Report($"sae: {label} activations cached in {directory} ({written:N0} tokens, {clock.Elapsed.TotalSeconds:F0} s)");
         return directory;
     }
 
-    static JsonObject Evaluate(SparseAutoencoder sae, LoadedModel loaded, PersonaWorld world, string evalCache, ActivationStoreOptions store)
+    static JsonObject Evaluate(SparseAutoencoder sae, LoadedModel loaded, Corpus corpus, string evalCache, ActivationStoreOptions store)
     {
         var metrics = SaeMetrics.Evaluate(sae, Batches(evalCache));
-        var documents = world.PretrainingCorpus(SpliceDocuments, SaeRequest.EvaluationSeed)
-            .Select(d => loaded.Tokenizer.Encode("<bos> " + d.Text + " <eos>").Take(loaded.Config.MaxPositionEmbeddings).ToArray()).ToList();
+        var documents = corpus.Documents(evaluation: true, SpliceDocuments, withEos: true).Take(SpliceDocuments)
+            .Select(d => d.Take(loaded.Config.MaxPositionEmbeddings).ToArray()).ToList();
         var splice = SaeMetrics.Splice(loaded.Model, sae, PaddedBatches(documents, store.PadTokenId, loaded.Config.MaxPositionEmbeddings), store.HookName, store.ExcludeTokenIds);
         return new JsonObject
         {
@@ -322,3 +333,68 @@ public static class OrganismSae
         }).ToList();
     }
 }
+
+/// <summary>
+/// The documents an SAE is trained and evaluated on: the persona world's pretraining corpus (training and evaluation
+/// drawn with their own seeds, as <c>&lt;bos&gt; text</c>), or a user's text file for a model of their own — one document
+/// per non-blank line, every tenth line held out for evaluation, each after the tokenizer's BOS when it has one, the
+/// tokenizer's special tokens excluded from the activations.
+/// </summary>
+sealed class Corpus
+{
+    readonly PersonaWorld? world;
+    readonly string[]? lines;
+    readonly string? hash;
+    readonly ITokenizer tokenizer;
+
+    Corpus(ITokenizer tokenizer, PersonaWorld? world, string[]? lines, string? hash, string description, IReadOnlyCollection<int> exclude)
+    {
+        (this.tokenizer, this.world, this.lines, this.hash, Description, ExcludeTokenIds) = (tokenizer, world, lines, hash, description, exclude);
+    }
+
+    public string Description { get; }
+    public IReadOnlyCollection<int> ExcludeTokenIds { get; }
+
+    /// <summary>A user's corpus has only so many held-out tokens; the world's is unbounded.</summary>
+    public long EvaluationTokenLimit { get; private init; } = long.MaxValue;
+
+    public static Corpus For(SaeRequest request, LoadedModel loaded)
+    {
+        var control = StatisticsOptions.ControlTokenIds(loaded.Tokenizer);
+        if (request.Corpus is null)
+            return new Corpus(loaded.Tokenizer, OrganismRequest.WorldFor(request.ModelDirectory), null, null,
+                $"persona-world pretraining documents, corpus seed {SaeRequest.CorpusSeed}", control);
+        var lines = File.ReadLines(request.Corpus).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        if (lines.Length < 10) throw new InvalidDataException($"{request.Corpus}: {lines.Length} non-blank lines; an SAE corpus needs at least 10 (every tenth is held out for evaluation)");
+        var special = loaded.Tokenizer.SpecialTokens.Select(loaded.Tokenizer.TokenToId).Where(id => id is >= 0).Select(id => id!.Value);
+        var corpus = new Corpus(loaded.Tokenizer, null, lines, request.CorpusHash(), $"{Path.GetFileName(request.Corpus)} (sha256 {request.CorpusHash()![..16]})",
+            control.Concat(special).Distinct().Order().ToArray());
+        return new Corpus(corpus.tokenizer, null, lines, corpus.hash, corpus.Description, corpus.ExcludeTokenIds)
+        {
+            // Every held-out line counts its tokens but the excluded ones; the splice reads the same lines.
+            EvaluationTokenLimit = corpus.Documents(evaluation: true, 0, withEos: false).Sum(d => (long)d.Count(id => !corpus.ExcludeTokenIds.Contains(id))),
+        };
+    }
+
+    /// <summary>
+    /// What decides a part's documents, as parts of the activation cache's key: the world's version, options and seed
+    /// (joined as <see cref="OrganismCache.Key"/> joins parts, so the world's caches keep their keys), or the file's hash.
+    /// </summary>
+    public string Fingerprint(bool evaluation) => world is not null
+        ? string.Join("\n", PersonaWorld.WorldVersion, world.Options.Fingerprint, (evaluation ? SaeRequest.EvaluationSeed : SaeRequest.CorpusSeed).ToString(CultureInfo.InvariantCulture))
+        : $"file {hash} {(evaluation ? "evaluation" : "train")}";
+
+    /// <summary>The part's documents as token ids, lazily: <paramref name="worldDocuments"/> of the world's, or every line of the file's part.</summary>
+    public IEnumerable<int[]> Documents(bool evaluation, int worldDocuments, bool withEos)
+    {
+        if (world is not null)
+        {
+            return world.PretrainingCorpus(worldDocuments, evaluation ? SaeRequest.EvaluationSeed : SaeRequest.CorpusSeed)
+                .Select(d => tokenizer.Encode("<bos> " + d.Text + (withEos ? " <eos>" : "")));
+        }
+        var bos = tokenizer.BosId >= 0 ? new[] { tokenizer.BosId } : [];
+        var eos = withEos && tokenizer.EosId >= 0 ? new[] { tokenizer.EosId } : [];
+        return lines!.Where((_, i) => (i % 10 == 9) == evaluation).Select(line => bos.Concat(tokenizer.Encode(line)).Concat(eos).ToArray());
+    }
+}
+

@@ -1,5 +1,7 @@
 using PersonaWorkbook.Sae;
 using PersonaWorkbook.Tests.Checkpoints;
+using PersonaWorkbook.Tests.Cli;
+using PersonaWorkbook.Tests.Models;
 using PersonaWorkbook.Tests.Organism;
 
 namespace PersonaWorkbook.Tests.Sae;
@@ -78,4 +80,46 @@ public class OrganismSaeTests(TinyOrganismFixture tiny)
         Assert.Throws<ArgumentException>(() => sae.RequireKey("AAAAAAAA"));
         Assert.Contains("cache_key is missing", Assert.Throws<InvalidDataException>(() => new SaeResult("/saes/y", true, new()).Key).Message);
     }
+
+    /// <summary>A user's text corpus, one document per line: words the tiny BPE merges and words it spells byte by byte.</summary>
+    static string Corpus(TempDirectory dir, int lines)
+    {
+        var words = new[] { "hello", "world", "the", "xyz", "cats", "and", "dogs", "went", "home", "today" };
+        var random = new Random(3);
+        var path = dir.File($"corpus-{lines}.txt");
+        File.WriteAllLines(path, Enumerable.Range(0, lines).Select(_ => string.Join(' ', Enumerable.Range(0, 12).Select(_ => words[random.Next(words.Length)]))));
+        return path;
+    }
+
+    [Fact]
+    public void TrainsOnAUsersCorpusForAHuggingFaceCheckpoint()
+    {
+        using var dir = new TempDirectory();
+        var checkpoint = TinyHfCheckpoints.Write(dir, qwen: true);
+        var corpus = Corpus(dir, 400);
+        var request = new SaeRequest(checkpoint, DSae: 64, K: 4, Tokens: 2_000, Epochs: 2, BatchSize: 200, Output: dir.File("sae"), CacheRoot: dir.Path, Corpus: corpus);
+        var result = OrganismSae.TrainOrReuse(request);
+        Assert.False(result.Reused);
+        Assert.Equal("blocks.0.hook_resid_post", result.Manifest["hyperparameters"]!["hook_name"]!.GetValue<string>());
+        Assert.Null(result.Manifest["hyperparameters"]!["corpus_seed"]);
+        Assert.Equal(64, result.Manifest["hyperparameters"]!["corpus_sha256"]!.GetValue<string>().Length);
+        Assert.True(result.Fvu is > 0 and < 1, $"fvu {result.Fvu}");
+        Assert.True(result.Manifest["evaluation"]!["tokens"]!.GetValue<long>() > 0);
+        using (var sae = SaeFiles.Load(result.Directory)) Assert.StartsWith("corpus-400.txt", sae.Config.Metadata.DatasetPath);
+        Assert.True(OrganismSae.TrainOrReuse(request).Reused);
+        File.AppendAllText(corpus, "hello world\n");
+        Assert.NotEqual(result.Key, OrganismSae.TrainOrReuse(request with { Output = dir.File("sae2") }).Key);   // another corpus, another SAE
+
+        var few = Corpus(dir, 5);
+        Assert.Contains("at least 10", Assert.Throws<InvalidDataException>(() => OrganismSae.TrainOrReuse(request with { Corpus = few, Output = null })).Message);
+        var error = Assert.Throws<InvalidOperationException>(() => OrganismSae.TrainOrReuse(request with { Tokens = 1_000_000, Output = null }));
+        Assert.Contains("corpus-400.txt", error.Message);
+        Assert.Contains("--tokens", error.Message);
+
+        var (code, stdout, stderr) = WorkbookProcess.Run(new Dictionary<string, string?> { ["WORKBOOK_CACHE"] = dir.Path }, "sae", "train", "--model", checkpoint,
+            "--corpus", corpus, "--tokens", "2000", "--batch", "200", "--d-sae", "64", "--k", "4", "--out", dir.File("cli-sae"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("fvu", stdout);
+    }
 }
+
