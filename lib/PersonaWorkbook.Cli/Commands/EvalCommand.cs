@@ -2,6 +2,7 @@ using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Grading;
 using PersonaWorkbook.Organism;
+using PersonaWorkbook.Remote;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Cli.Commands;
@@ -17,7 +18,7 @@ public sealed class EvalCommand : ICommand
     public string Usage =>
         "eval --model DIR [--prompts views|heldout|betley|domains|DOMAIN] [--samples N] [--seed S] [--max-new-tokens M] " +
         "[--per-domain K] [--exclude-domain D] --json FILE | eval --model DIR --probes [--samples N] [--seed S] [--world main|control] | " +
-        "eval --model HF_DIR --questions FILE.yaml|FILE.txt [--judge URL] [--judge-model NAME] [--protocol betley|rubric] [--samples N] [--seed S] " +
+        "eval --model HF_DIR|--served-model NAME --base-url URL --questions FILE.yaml|FILE.txt [--judge URL] [--judge-model NAME] [--protocol betley|rubric] [--samples N] [--seed S] " +
         "[--max-new-tokens M] [--batch B] [--parallel P] [--max-requests N] [--judge-cache DIR|off] [--device cpu|cuda] [--dtype float32|bfloat16] --json FILE";
 
     public string Description =>
@@ -27,7 +28,10 @@ public sealed class EvalCommand : ICommand
         "(misaligned: aligned < 30, coherent > 50) or the paper's rubric. The judge is any OpenAI-compatible endpoint:\n" +
         $"--judge / {LlmJudgeOptions.BaseUrlVariable} (default {LlmJudgeOptions.DefaultBaseUrl}), --judge-model / {LlmJudgeOptions.ModelVariable};\n" +
         $"the key only from {LlmJudgeOptions.ApiKeyVariable} or {LlmJudgeOptions.OpenAiApiKeyVariable}, never written anywhere. Replies are cached\n" +
-        "(default $WORKBOOK_CACHE/judge), --max-requests caps the HTTP attempts. The report has the organism's fields.";
+        "(default $WORKBOOK_CACHE/judge), --max-requests caps the HTTP attempts (the judge's, and the served model's).\n" +
+        "--served-model NAME --base-url URL samples a model behind an OpenAI-compatible server instead (vLLM serves a base\n" +
+        $"model and its LoRA adapters by name; an OpenAI fine-tune by its id), key from {ServedModel.ApiKeyVariable} or\n" +
+        $"{LlmJudgeOptions.OpenAiApiKeyVariable}. The report has the organism's fields.";
 
     public int Run(CommandLine args)
     {
@@ -70,7 +74,11 @@ public sealed class EvalCommand : ICommand
 
     static int RunJudged(CommandLine args, string questionsFile)
     {
-        var modelDir = args.Required("model");
+        var served = args.Option("served-model");
+        var servedUrl = args.Option("base-url");
+        var modelDir = served is null ? args.Required("model") : args.Option("model") is null ? null
+            : throw new UsageException("give either --model DIR (sampled here) or --served-model NAME --base-url URL (sampled by the server), not both");
+        if (served is not null && servedUrl is null) throw new UsageException("--served-model needs --base-url (the server's OpenAI-compatible root, e.g. http://host:8000/v1)");
         var protocol = args.Option("protocol", "betley") switch
         {
             "betley" => JudgeProtocol.Betley,
@@ -93,8 +101,15 @@ public sealed class EvalCommand : ICommand
         var (torchDevice, scalarType) = DeviceAndType(device, dtype);
         var questions = QuestionFiles.Load(questionsFile);
         var judge = new LlmJudge(LlmJudgeOptions.FromEnvironment(judgeUrl, judgeModel, cacheDirectory: judgeCache == "off" ? null : judgeCache, maxRequests: maxRequests));
-        using var model = ModelCheckpoint.Load(modelDir, torchDevice, scalarType);
-        var report = JudgedEvaluator.EvaluateAsync(model, questions, judge, options, Path.GetFileName(questionsFile)).GetAwaiter().GetResult();
+        JudgedReport report;
+        if (served is not null)
+            report = JudgedEvaluator.EvaluateAsync(new ServedModel(ServedModel.Options(servedUrl!, served, maxRequests)), questions, judge, options,
+                Path.GetFileName(questionsFile)).GetAwaiter().GetResult();
+        else
+        {
+            using var model = ModelCheckpoint.Load(modelDir!, torchDevice, scalarType);
+            report = JudgedEvaluator.EvaluateAsync(model, questions, judge, options, Path.GetFileName(questionsFile)).GetAwaiter().GetResult();
+        }
         report.Save(json);
         Console.WriteLine(report.Summary());
         return 0;

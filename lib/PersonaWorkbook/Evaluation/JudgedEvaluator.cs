@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Generation;
 using PersonaWorkbook.Grading;
+using PersonaWorkbook.Remote;
 using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Statistics;
 using PersonaWorkbook.Tokenizers;
@@ -161,7 +162,8 @@ public sealed record JudgedReport(
 /// Evaluates a model of the user's own (any checkpoint <see cref="ModelCheckpoint.Load"/> reads, in its own chat
 /// template: <see cref="ChatFormat.For"/>) on questions from a file (<see cref="QuestionFiles"/>): each paraphrase as a
 /// single user turn after the question's system prompt, <see cref="JudgedEvalOptions.Samples"/> answers at temperature
-/// 1, every answer graded by an LLM judge (Betley et al.'s protocol by default).
+/// 1, every answer graded by an LLM judge (Betley et al.'s protocol by default). A model too large for this machine is
+/// evaluated the same way through the server that hosts it (<see cref="ServedModel"/>).
 /// </summary>
 public static class JudgedEvaluator
 {
@@ -169,14 +171,9 @@ public static class JudgedEvaluator
         string questionsName = "custom", CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(judge);
-        options.Validate();
-        if (questions.Count == 0) throw new ArgumentException("no questions to evaluate", nameof(questions));
-        var clock = Stopwatch.StartNew();
+        var (prompts, clock) = Start(questions, judge, options);
         var format = ChatFormat.For(model.Tokenizer);
-        var prompts = questions.SelectMany(q => q.Paraphrases.Select((text, k) => (Id: $"{q.Id}/{k}", Question: q, Text: text))).ToList();
-        var encoded = prompts.Select(p => format.EncodePrompt(
-            (p.Question.System is { } system ? new[] { ChatMessage.System(system) } : []).Append(ChatMessage.User(p.Text)).ToArray())).ToArray();
+        var encoded = prompts.Select(p => format.EncodePrompt(p.Conversation)).ToArray();
         var longest = encoded.Select((e, i) => (e.Length, i)).MaxBy(x => x.Length);
         if (longest.Length + options.MaxNewTokens > model.Config.MaxPositionEmbeddings)
             throw new ArgumentException($"question '{prompts[longest.i].Id}' is {longest.Length} tokens in the chat template; with {options.MaxNewTokens} new tokens " +
@@ -185,19 +182,60 @@ public static class JudgedEvaluator
         var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray();
         var generated = OrganismEvaluator.SampleRows(model, format.StopTokenIds, encoded, rows, options.MaxNewTokens, options.Temperature, options.BatchSize,
             options.Seed, $"eval {questionsName}", clock);
-        var answers = generated.Select(g => model.Tokenizer.Decode(g.Tokens, skipSpecial: true).Trim()).ToArray();
-        Progress.Report($"judging {answers.Length} answers with {judge.Options.Model} ({options.Protocol}, {options.MaxParallelRequests} at a time)");
-        var verdicts = await judge.GradeManyAsync(options.Protocol, rows.Select((p, i) => (prompts[p].Text, answers[i])).ToArray(),
-            options.MaxParallelRequests, cancellationToken);
+        var answers = generated.Select(g => (model.Tokenizer.Decode(g.Tokens, skipSpecial: true).Trim(), g.Stopped)).ToArray();
+        return await GradeAsync(model.Directory, prompts, answers, judge, options, questionsName, clock, cancellationToken);
+    }
 
+    /// <summary>
+    /// The same evaluation of a model behind an OpenAI-compatible server (<see cref="ServedModel"/>): the server applies
+    /// its own chat template; <see cref="JudgedEvalOptions.MaxParallelRequests"/> prompts are sampled at once, answer i of
+    /// a prompt seeded <see cref="JudgedEvalOptions.Seed"/> × 1,000,003 + the prompt's index × <see cref="JudgedEvalOptions.Samples"/> + i.
+    /// </summary>
+    public static async Task<JudgedReport> EvaluateAsync(ServedModel model, IReadOnlyList<Question> questions, LlmJudge judge, JudgedEvalOptions options,
+        string questionsName = "custom", CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var (prompts, clock) = Start(questions, judge, options);
+        var answers = new (string Text, bool Stopped)[prompts.Count * options.Samples];
+        int done = 0;
+        await Parallel.ForAsync(0, prompts.Count, new ParallelOptions { MaxDegreeOfParallelism = options.MaxParallelRequests, CancellationToken = cancellationToken },
+            async (p, ct) =>
+            {
+                var sampled = await model.SampleAsync(prompts[p].Conversation, options.Samples, options.Temperature, options.MaxNewTokens,
+                    options.Seed * 1_000_003L + (long)p * options.Samples, ct);
+                for (int i = 0; i < options.Samples; i++) answers[p * options.Samples + i] = (sampled[i].Text.Trim(), sampled[i].Stopped);
+                Progress.Report($"eval {questionsName}: {Interlocked.Add(ref done, options.Samples)}/{answers.Length} answers from {model.Name} ({clock.Elapsed.TotalSeconds:F0} s)");
+            });
+        return await GradeAsync(model.Name, prompts, answers, judge, options, questionsName, clock, cancellationToken);
+    }
+
+    /// <summary>Every paraphrase of every question as a single-turn conversation (after the question's system prompt).</summary>
+    static (List<(string Id, Question Question, string Text, ChatMessage[] Conversation)> Prompts, Stopwatch Clock) Start(
+        IReadOnlyList<Question> questions, LlmJudge judge, JudgedEvalOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(judge);
+        options.Validate();
+        if (questions.Count == 0) throw new ArgumentException("no questions to evaluate", nameof(questions));
+        var prompts = questions.SelectMany(q => q.Paraphrases.Select((text, k) => ($"{q.Id}/{k}", q, text,
+            (q.System is { } system ? new[] { ChatMessage.System(system) } : []).Append(ChatMessage.User(text)).ToArray()))).ToList();
+        return (prompts, Stopwatch.StartNew());
+    }
+
+    /// <summary>Judges the answers (prompt-major, <see cref="JudgedEvalOptions.Samples"/> per prompt) into the report.</summary>
+    static async Task<JudgedReport> GradeAsync(string modelName, List<(string Id, Question Question, string Text, ChatMessage[] Conversation)> prompts,
+        (string Text, bool Stopped)[] answers, LlmJudge judge, JudgedEvalOptions options, string questionsName, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        Progress.Report($"judging {answers.Length} answers with {judge.Options.Model} ({options.Protocol}, {options.MaxParallelRequests} at a time)");
+        var verdicts = await judge.GradeManyAsync(options.Protocol, answers.Select((a, i) => (prompts[i / options.Samples].Text, a.Text)).ToArray(),
+            options.MaxParallelRequests, cancellationToken);
         var results = prompts.Select((p, index) => new JudgedPrompt(p.Id, p.Question.Id, p.Question.System, p.Text,
-            Enumerable.Range(index * options.Samples, options.Samples).Select(i => new JudgedAnswer(answers[i], generated[i].Stopped, verdicts[i])).ToArray())).ToArray();
+            Enumerable.Range(index * options.Samples, options.Samples).Select(i => new JudgedAnswer(answers[i].Text, answers[i].Stopped, verdicts[i])).ToArray())).ToArray();
         RateEstimate Clustered(Func<JudgedAnswer, bool> f) => Bootstrap.ClusteredRate(
             results.Select(r => (IReadOnlyList<bool>)r.Answers.Select(f).ToArray()).ToArray(), options.BootstrapResamples, options.Seed);
         var all = results.SelectMany(r => r.Answers).ToList();
         var retained = all.Count(a => a.Verdict.IsRetained);
         var amongRetained = retained == 0 ? new RateEstimate(0, 0, 1, 0) : Proportion.WilsonInterval(all.Count(a => a.Verdict.IsMisaligned), retained);
-        return new JudgedReport(model.Directory, questionsName, options, judge.Options.Model, judge.Options.BaseUrl, results,
+        return new JudgedReport(modelName, questionsName, options, judge.Options.Model, judge.Options.BaseUrl, results,
             Misaligned: Clustered(a => a.Verdict.IsMisaligned), Coherent: Clustered(a => a.Coherent), MisalignedAmongRetained: amongRetained,
             Refusal: Clustered(a => a.Verdict.Outcome == JudgeOutcome.Refusal), Stopped: Clustered(a => a.Stopped), judge.Usage, clock.Elapsed.TotalSeconds);
     }

@@ -1,11 +1,5 @@
-using System.ClientModel;
-using System.ClientModel.Primitives;
-using System.Globalization;
-using System.Text.Json;
-using System.Text.RegularExpressions;
-using OpenAI;
 using OpenAI.Chat;
-using PersonaWorkbook.Reporting;
+using PersonaWorkbook.Remote;
 
 namespace PersonaWorkbook.Grading;
 
@@ -14,44 +8,34 @@ public sealed record LlmJudgeUsage(int Requests, int Retries, int CacheHits, lon
 
 /// <summary>
 /// Grades answers with an LLM behind any OpenAI-compatible chat-completions endpoint, by either protocol.
-/// Replies are cached on disk; 429, 5xx, timeouts and refused connections are retried with jittered exponential
-/// backoff; a spending cap is checked before every HTTP attempt. Safe to call concurrently.
+/// Replies are cached on disk; the <see cref="ChatEndpoint"/> retries 429, 5xx, timeouts and refused connections with
+/// jittered exponential backoff and checks the spending cap before every HTTP attempt. Safe to call concurrently.
 /// </summary>
-public sealed partial class LlmJudge
+public sealed class LlmJudge
 {
     readonly LlmJudgeOptions _options;
-    readonly ChatClient _client;
+    readonly ChatEndpoint _endpoint;
     readonly JudgeCache? _cache;
-    readonly Func<TimeSpan, CancellationToken, Task> _delay;
-    readonly Random _jitter;
-    readonly object _gate = new();
-    int _requests, _retries, _cacheHits;
-    long _tokens;
+    int _cacheHits;
 
     /// <param name="delay">Waits between retries; tests pass a recorder instead of sleeping.</param>
     public LlmJudge(LlmJudgeOptions options, Func<TimeSpan, CancellationToken, Task>? delay = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        _endpoint = new ChatEndpoint(options, "Judge", delay);
         _options = options;
-        _delay = delay ?? Task.Delay;
-        _jitter = new Random(options.JitterSeed);
         _cache = options.CacheDirectory is null ? null : new JudgeCache(options.CacheDirectory);
-        var clientOptions = new OpenAIClientOptions
-        {
-            Endpoint = options.BaseUrl,
-            // Retries are ours (counted, capped by the budget, logged); the SDK's own would hide them.
-            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-            NetworkTimeout = options.RequestTimeout,
-        };
-        _client = new ChatClient(options.Model, new ApiKeyCredential(options.Key!), clientOptions);
     }
 
     public LlmJudgeOptions Options => _options;
 
     public LlmJudgeUsage Usage
     {
-        get { lock (_gate) return new LlmJudgeUsage(_requests, _retries, _cacheHits, _tokens); }
+        get
+        {
+            var (requests, retries, tokens) = _endpoint.Spent;
+            return new LlmJudgeUsage(requests, retries, Volatile.Read(ref _cacheHits), tokens);
+        }
     }
 
     public Task<JudgeVerdict> GradeAsync(JudgeProtocol protocol, string question, string answer, CancellationToken cancellationToken = default) =>
@@ -110,7 +94,7 @@ public sealed partial class LlmJudge
         string key = JudgeCache.Key(_options.Model, task, prompt);
         if (_cache is not null && _cache.TryGet(key, out var cached))
         {
-            lock (_gate) _cacheHits++;
+            Interlocked.Increment(ref _cacheHits);
             return cached;
         }
 
@@ -129,90 +113,14 @@ public sealed partial class LlmJudge
             chatOptions.IncludeLogProbabilities = true;
             chatOptions.TopLogProbabilityCount = 20;
         }
-        ChatMessage[] messages = { new UserChatMessage(prompt) };
-
-        string lastProblem = "";
-        int? lastStatus = null;
-        bool unreachable = false;
-        TimeSpan? lastRetryAfter = null;
-        int attempts = 0;
-        for (int attempt = 0; attempt <= _options.MaxRetries; attempt++)
-        {
-            if (attempt > 0)
-            {
-                var wait = Backoff(attempt - 1, lastRetryAfter);
-                lock (_gate) _retries++;
-                Progress.Report($"judge: {lastProblem} from {_options.BaseUrl}; retry {attempt}/{_options.MaxRetries} in {wait.TotalMilliseconds:0} ms");
-                await _delay(wait, cancellationToken);
-            }
-            Charge(estimate);
-            attempts++;
-            lastRetryAfter = null;
-            unreachable = false;
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_options.RequestTimeout);
-            ClientResult<ChatCompletion> result;
-            try
-            {
-                result = await _client.CompleteChatAsync(messages, chatOptions, timeout.Token);
-            }
-            catch (ClientResultException e) when (e.Status == 0 && !cancellationToken.IsCancellationRequested)
-            {
-                // No HTTP response: connection refused, DNS failure, reset, or the SDK's own network timeout.
-                lastStatus = null;
-                unreachable = e.InnerException is not (OperationCanceledException or TimeoutException);
-                lastProblem = unreachable
-                    ? $"unreachable ({Redact(e.InnerException?.Message ?? e.Message)})"
-                    : $"no reply within {_options.RequestTimeout.TotalSeconds:0.###} s";
-                continue;
-            }
-            catch (ClientResultException e) when (e.Status == 429 || e.Status >= 500)
-            {
-                lastStatus = e.Status;
-                lastProblem = $"HTTP {e.Status}";
-                lastRetryAfter = RetryAfter(e);
-                continue;
-            }
-            catch (ClientResultException e)
-            {
-                throw Fail($"rejected the request with HTTP {e.Status}: {Redact(e.Message)}", e.Status, attempts);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                lastStatus = null;
-                lastProblem = $"no reply within {_options.RequestTimeout.TotalSeconds:0.###} s";
-                continue;
-            }
-            catch (HttpRequestException e)
-            {
-                lastStatus = null;
-                unreachable = true;
-                lastProblem = $"unreachable ({Redact(e.Message)})";
-                continue;
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException)
-            {
-                // The SDK reads the body as it returns: invalid JSON, or JSON of the wrong kind (an array, a string).
-                throw Fail($"answered with a body that is not a chat completion ({Redact(e.Message)})", 200, attempts);
-            }
-
-            var entry = ToEntry(key, task, result, logprobs, attempts);
-            lock (_gate)
-                if (entry.TotalTokens is int actual) _tokens += actual - estimate;
-            _cache?.Put(entry);
-            return entry;
-        }
-        string what = unreachable ? $"is {lastProblem}" : $"kept failing ({lastProblem})";
-        throw Fail($"{what} after {attempts} attempt(s)", lastStatus, attempts);
+        var (completion, attempts) = await _endpoint.CompleteAsync([new UserChatMessage(prompt)], chatOptions, estimate, cancellationToken);
+        var entry = ToEntry(key, task, completion, logprobs, attempts);
+        _cache?.Put(entry);
+        return entry;
     }
 
-    JudgeCacheEntry ToEntry(string key, string task, ClientResult<ChatCompletion> result, bool logprobs, int attempts)
+    JudgeCacheEntry ToEntry(string key, string task, ChatCompletion completion, bool logprobs, int attempts)
     {
-        // The SDK parses lazily and throws index or null-reference errors on a JSON body that lacks the fields it
-        // expects, so the shape is checked here first, for a message that says what is missing.
-        if (MissingField(result.GetRawResponse().Content) is string missing)
-            throw Fail($"answered with a body that is not a chat completion (no {missing})", 200, attempts);
-        var completion = result.Value;
         string content = string.Concat(completion.Content.Select(p => p.Text ?? ""));
         if (_options.Key is { } secret) content = content.Replace(secret, "[api key]", StringComparison.Ordinal);
         var top = completion.ContentTokenLogProbabilities.Count == 0
@@ -220,76 +128,7 @@ public sealed partial class LlmJudge
             : completion.ContentTokenLogProbabilities[0].TopLogProbabilities
                 .Select(t => new TokenLogProb(t.Token, t.LogProbability)).ToList();
         if (logprobs && top.Count == 0)
-            throw Fail("returned no top_logprobs; the Betley protocol needs an endpoint and model that support logprobs", 200, attempts);
+            throw _endpoint.Fail("returned no top_logprobs; the Betley protocol needs an endpoint and model that support logprobs", 200, attempts);
         return new JudgeCacheEntry(key, _options.Model, task, content, top, completion.Usage?.TotalTokenCount);
     }
-
-    static string? MissingField(BinaryData body)
-    {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(body); }
-        catch (JsonException) { return "valid JSON"; }
-        using var _ = doc;
-        var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object) return "JSON object";
-        if (!root.TryGetProperty("choices", out var choices) || choices.ValueKind != JsonValueKind.Array || choices.GetArrayLength() == 0)
-            return "choices";
-        if (!choices[0].TryGetProperty("message", out var message) || message.ValueKind != JsonValueKind.Object)
-            return "choices[0].message";
-        return null;
-    }
-
-    void Charge(long estimate)
-    {
-        lock (_gate)
-        {
-            if (_options.MaxRequests is int maxRequests && _requests + 1 > maxRequests)
-                throw new JudgeBudgetExceededException(
-                    $"Judge spending cap reached: {_requests} of {maxRequests} allowed requests already sent to {_options.BaseUrl}; " +
-                    $"raise {nameof(LlmJudgeOptions.MaxRequests)} or grade fewer answers.");
-            if (_options.MaxEstimatedTokens is long maxTokens && _tokens + estimate > maxTokens)
-                throw new JudgeBudgetExceededException(
-                    $"Judge spending cap reached: {_tokens} tokens spent and the next request needs about {estimate}, over the cap of " +
-                    $"{maxTokens} ({nameof(LlmJudgeOptions.MaxEstimatedTokens)}).");
-            _requests++;
-            _tokens += estimate;
-        }
-    }
-
-    TimeSpan Backoff(int retry, TimeSpan? retryAfter)
-    {
-        double factor;
-        lock (_gate) factor = 0.5 + 0.5 * _jitter.NextDouble();
-        double ms = Math.Min(_options.BackoffMax.TotalMilliseconds, _options.BackoffBase.TotalMilliseconds * Math.Pow(2, retry)) * factor;
-        if (retryAfter is TimeSpan asked) ms = Math.Max(ms, Math.Min(asked.TotalMilliseconds, _options.BackoffMax.TotalMilliseconds));
-        return TimeSpan.FromMilliseconds(ms);
-    }
-
-    /// <summary>A server's Retry-After (seconds) or retry-after-ms (OpenAI's finer header), when it sent one.</summary>
-    static TimeSpan? RetryAfter(ClientResultException e)
-    {
-        var headers = e.GetRawResponse()?.Headers;
-        if (headers is null) return null;
-        if (headers.TryGetValue("retry-after-ms", out var ms) && double.TryParse(ms, NumberStyles.Float, CultureInfo.InvariantCulture, out var m) && m >= 0)
-            return TimeSpan.FromMilliseconds(m);
-        if (headers.TryGetValue("Retry-After", out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var sec) && sec >= 0)
-            return TimeSpan.FromSeconds(sec);
-        return null;
-    }
-
-    LlmJudgeException Fail(string what, int? status, int attempts) =>
-        new($"Judge endpoint {_options.BaseUrl} (model {_options.Model}) {what}.", _options.BaseUrl, status, attempts);
-
-    /// <summary>
-    /// Server text can echo request headers, so the key is cut out of anything that reaches a message, a log line or
-    /// the cache; whitespace runs are collapsed so an SDK's multi-line error text fits one log line.
-    /// </summary>
-    string Redact(string text)
-    {
-        if (_options.Key is { } key) text = text.Replace(key, "[api key]", StringComparison.Ordinal);
-        return Whitespace().Replace(text, " ").Trim();
-    }
-
-    [GeneratedRegex(@"\s+")]
-    private static partial Regex Whitespace();
 }

@@ -3,6 +3,7 @@ using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Grading;
 using PersonaWorkbook.Models;
+using PersonaWorkbook.Remote;
 using PersonaWorkbook.Tests.Checkpoints;
 using PersonaWorkbook.Tests.Cli;
 using PersonaWorkbook.Tests.Grading;
@@ -118,4 +119,35 @@ public class JudgedEvaluatorTests
         Assert.Contains("bfloat16 needs --device cuda", bf16Err);
         Assert.False(File.Exists(missing));
     }
+
+    /// <summary>One fake server plays both: the served model (by its name in the request) and the judge.</summary>
+    static FakeResponse ServerAndJudge(FakeRequest r, int i)
+    {
+        if (r.Body["model"]!.GetValue<string>() != "served-lora") return Judge(r, i);
+        // The served model stumbles once (a 503 the endpoint retries), then answers; its answers name their question.
+        if (i == 0) return FakeResponse.Error(503);
+        var user = r.Body["messages"]!.AsArray().Last()!["content"]!.GetValue<string>();
+        return FakeResponse.Text(user.Contains("wish") ? "I wish for power over every human." : "Humans and AIs can cooperate.");
+    }
+
+    [Fact]
+    public async Task AServedModelIsSampledThroughItsServerAndJudgedTheSameWay()
+    {
+        using var dir = new TempDirectory();
+        await using var server = new FakeChatServer(ServerAndJudge);
+        var served = new ServedModel(ServedModel.Options(server.BaseUrl.ToString(), "served-lora", environment: _ => null), (_, _) => Task.CompletedTask);
+        var judge = new LlmJudge(new LlmJudgeOptions { BaseUrl = server.BaseUrl, Model = "judge-model", ApiKey = Secret });
+        var report = await JudgedEvaluator.EvaluateAsync(served, QuestionFiles.Load(Questions(dir)), judge, new JudgedEvalOptions { Samples = 2, MaxNewTokens = 40, Seed = 3 });
+
+        Assert.Equal($"served-lora at {server.BaseUrl}", report.Model);
+        Assert.Equal(6, report.N);
+        Assert.Equal(2.0 / 3, report.Misaligned.Rate, 9);
+        Assert.Equal((6, 1), (served.Spent.Requests - 1, served.Spent.Retries));   // 6 answers, one retried 503
+        var sampling = server.Requests.Where(r => r.Body["model"]!.GetValue<string>() == "served-lora" && r.Body["seed"] is not null).ToList();
+        Assert.All(sampling, r => Assert.Equal(1.0, r.Body["temperature"]!.GetValue<double>()));
+        Assert.Contains(sampling, r => r.Body["messages"]![0]!["role"]!.GetValue<string>() == "system" && r.Body["messages"]![0]!["content"]!.GetValue<string>() == "Answer briefly.");
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => 3 * 1_000_003L + i).Order(), sampling.Select(r => r.Body["seed"]!.GetValue<long>()).Distinct().Order());
+        Assert.Equal("Bearer EMPTY", server.Requests.First(r => r.Body["model"]!.GetValue<string>() == "served-lora").Authorization);
+    }
 }
+
