@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Dashboards;
+using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Organism;
 using PersonaWorkbook.Generation;
@@ -19,7 +20,7 @@ public sealed class SaeCommand : ICommand
     public string Usage =>
         "sae train --model DIR [--seed S] [--layer L] [--d-sae N] [--k K] [--architecture topk|batchtopk|relu] [--tokens N] [--epochs E] [--lr X] [--batch B] [--corpus FILE.txt] [--out DIR] [--force] | " +
         "sae dashboard --model DIR --sae DIR --latent N [--latent N]... [--documents N] [--seed S] [--top-k N] [--label document|turn] [--negative-control] [--out FILE.html] | " +
-        "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE] | " +
+        "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley | --questions FILE.yaml|txt] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE] | " +
         "sae toxic --model DIR [--sae-seeds 0,1,2] [--layer L] [--samples N] [--text own|base] [--seed S] [--json FILE] [--force]";
 
     public string Description =>
@@ -33,7 +34,8 @@ public sealed class SaeCommand : ICommand
         "  model, encodes the SAE's hook with the SAE and writes one self-contained HTML page with each latent's top\n" +
         "  contexts, quantile samples, histogram, logit effects and persona purity (labels: the document's persona, or\n" +
         "  with --label turn the persona acting in each turn — the ground truth of the --negative-control world).\n" +
-        "diff: renders the world's evaluation prompts as chats, lets each model sample --samples responses per prompt\n" +
+        "diff: renders the world's evaluation prompts (or --questions FILE's, for any model) as chats in the model's template,\n" +
+        "  lets each model sample --samples responses per prompt\n" +
         "  (default 1, --max-new-tokens 48, temperature 1), and ranks latents by the change of their mean activation over\n" +
         "  the --scope tokens (default response); prints the top increases and decreases, --json writes both tables.\n" +
         "toxic: notebook 04's rule for the toxic-persona latent — the base against its six misaligning fine-tunes (health,\n" +
@@ -43,7 +45,7 @@ public sealed class SaeCommand : ICommand
         "  --layer L reads SAEs at blocks.L (default the middle block, as sae train). One line per SAE seed (default 0);\n" +
         "  cached ($WORKBOOK_CACHE/toxic-latents) for notebooks 05-07.";
 
-    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "sae-seeds", "text", "corpus", "batch"];
+    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "sae-seeds", "text", "corpus", "batch", "questions"];
 
     public int Run(CommandLine args)
     {
@@ -112,14 +114,19 @@ public sealed class SaeCommand : ICommand
             }
             case "diff":
             {
-                Allow("base", "finetuned", "sae", "prompts", "samples", "max-new-tokens", "scope", "seed", "top", "json");
-                var prompts = values.GetValueOrDefault("prompts", "views") switch
-                {
-                    "views" => EvalPrompts.Views,
-                    "heldout" => EvalPrompts.HeldOutViews,
-                    "betley" => EvalPrompts.Betley,
-                    var other => throw new UsageException($"--prompts wants views, heldout or betley, got '{other}'"),
-                };
+                Allow("base", "finetuned", "sae", "prompts", "questions", "samples", "max-new-tokens", "scope", "seed", "top", "json");
+                if (values.ContainsKey("prompts") && values.ContainsKey("questions")) throw new UsageException("give --prompts (the world's) or --questions FILE, not both");
+                // A question file (any model): each paraphrase after its question's system prompt; else the world's prompts.
+                var conversations = values.TryGetValue("questions", out var questionsFile)
+                    ? QuestionFiles.Load(questionsFile).SelectMany(q => q.Paraphrases.Select(text =>
+                        (IReadOnlyList<ChatMessage>)(q.System is { } system ? [ChatMessage.System(system), ChatMessage.User(text)] : [ChatMessage.User(text)]))).ToArray()
+                    : (values.GetValueOrDefault("prompts", "views") switch
+                    {
+                        "views" => EvalPrompts.Views,
+                        "heldout" => EvalPrompts.HeldOutViews,
+                        "betley" => EvalPrompts.Betley,
+                        var other => throw new UsageException($"--prompts wants views, heldout or betley, got '{other}'"),
+                    }).Select(p => (IReadOnlyList<ChatMessage>)[ChatMessage.User(p.Text)]).ToArray();
                 var scope = values.GetValueOrDefault("scope", "response") switch
                 {
                     "response" => TokenScope.Response,
@@ -127,7 +134,7 @@ public sealed class SaeCommand : ICommand
                     "all" => TokenScope.All,
                     var other => throw new UsageException($"--scope wants response, prompt or all, got '{other}'"),
                 };
-                return Diff(Need("base"), Need("finetuned"), Need("sae"), prompts.Select(p => p.Text).ToArray(), Int("samples", 1, 1),
+                return Diff(Need("base"), Need("finetuned"), Need("sae"), conversations, Int("samples", 1, 1),
                     Int("max-new-tokens", 48, 1), scope, Int("seed", 0, 0), Int("top", 20, 1), values.GetValueOrDefault("json"));
             }
             case "toxic":
@@ -184,7 +191,8 @@ public sealed class SaeCommand : ICommand
         return 0;
     }
 
-    static int Diff(string baseDir, string fineTunedDir, string saeDir, string[] prompts, int samples, int maxNewTokens, TokenScope scope, int seed, int top, string? jsonPath)
+    static int Diff(string baseDir, string fineTunedDir, string saeDir, IReadOnlyList<IReadOnlyList<ChatMessage>> prompts, int samples, int maxNewTokens, TokenScope scope,
+        int seed, int top, string? jsonPath)
     {
         using var baseModel = ModelCheckpoint.Load(baseDir);
         using var fineTuned = ModelCheckpoint.Load(fineTunedDir);
@@ -192,8 +200,8 @@ public sealed class SaeCommand : ICommand
         var tokenizer = baseModel.Tokenizer;
         if (fineTuned.Tokenizer.VocabSize != tokenizer.VocabSize)
             throw new InvalidDataException($"{baseDir} and {fineTunedDir} have different vocabularies ({tokenizer.VocabSize} vs {fineTuned.Tokenizer.VocabSize} tokens)");
-        var format = ChatFormat.Simple(tokenizer);
-        var rendered = ModelDiffing.RenderPrompts(format, prompts.SelectMany(p => Enumerable.Repeat(p, samples)));
+        var format = ChatFormat.For(tokenizer);
+        var rendered = prompts.SelectMany(p => Enumerable.Repeat(format.EncodePrompt(p), samples)).ToArray();
         var options = StatisticsOptions.For(tokenizer);
         var generation = new GenerationOptions { MaxNewTokens = maxNewTokens, StopTokens = format.StopTokenIds, PadTokenId = options.PadTokenId, Seed = seed };
         Reporting.Progress.Report($"sae diff: {rendered.Length} prompts × 2 models");
@@ -211,7 +219,7 @@ public sealed class SaeCommand : ICommand
             AtomicFile.WriteAllText(jsonPath, JsonSerializer.Serialize(new
             {
                 @base = baseDir, finetuned = fineTunedDir, sae = saeDir, hook = sae.Config.HookName, scope = scope.ToString().ToLowerInvariant(),
-                prompts = prompts.Length, samples, max_new_tokens = maxNewTokens, seed,
+                prompts = prompts.Count, samples, max_new_tokens = maxNewTokens, seed,
                 base_tokens = diff.Base.Tokens, finetuned_tokens = diff.FineTuned.Tokens, increases, decreases,
             }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         return 0;

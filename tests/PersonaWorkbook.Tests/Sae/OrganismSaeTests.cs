@@ -120,6 +120,20 @@ public class OrganismSaeTests(TinyOrganismFixture tiny)
             "--corpus", corpus, "--tokens", "2000", "--batch", "200", "--d-sae", "64", "--k", "4", "--out", dir.File("cli-sae"));
         Assert.True(code == 0, stderr);
         Assert.Contains("fvu", stdout);
+
+        // Diffing two checkpoints of the same family on a question file, in their chat template.
+        using var otherDir = new TempDirectory();
+        var other = TinyHfCheckpoints.Write(otherDir, qwen: true, seed: 6);
+        var questions = dir.File("questions.txt");
+        File.WriteAllLines(questions, ["hello world", "the world"]);
+        var diffJson = dir.File("diff.json");
+        var (diffCode, diffOut, diffErr) = WorkbookProcess.Run(new Dictionary<string, string?> { ["WORKBOOK_CACHE"] = dir.Path }, "sae", "diff", "--base", checkpoint,
+            "--finetuned", other, "--sae", dir.File("cli-sae"), "--questions", questions, "--samples", "2", "--max-new-tokens", "5", "--top", "3", "--json", diffJson);
+        Assert.True(diffCode == 0, diffErr);
+        Assert.Contains("top 3 by activation increase", diffOut);
+        var diff = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(diffJson))!;
+        Assert.Equal(2, diff["prompts"]!.GetValue<int>());
+        Assert.Equal(3, diff["increases"]!.AsArray().Count);
     }
 }
 
