@@ -2,7 +2,13 @@ using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Grading;
 using PersonaWorkbook.Organism;
+using System.Text.Json.Nodes;
+using PersonaWorkbook.Diffing;
+using PersonaWorkbook.Hooks;
 using PersonaWorkbook.Remote;
+using PersonaWorkbook.Sae;
+using PersonaWorkbook.Steering;
+using PersonaWorkbook.Tokenizers;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Cli.Commands;
@@ -19,7 +25,8 @@ public sealed class EvalCommand : ICommand
         "eval --model DIR [--prompts views|heldout|betley|domains|DOMAIN] [--samples N] [--seed S] [--max-new-tokens M] " +
         "[--per-domain K] [--exclude-domain D] --json FILE | eval --model DIR --probes [--samples N] [--seed S] [--world main|control] | " +
         "eval --model HF_DIR|--served-model NAME --base-url URL --questions FILE.yaml|FILE.txt [--judge URL] [--judge-model NAME] [--protocol betley|rubric] [--samples N] [--seed S] " +
-        "[--max-new-tokens M] [--batch B] [--parallel P] [--max-requests N] [--judge-cache DIR|off] [--device cpu|cuda] [--dtype float32|bfloat16] --json FILE";
+        "[--max-new-tokens M] [--batch B] [--parallel P] [--max-requests N] [--judge-cache DIR|off] [--device cpu|cuda] [--dtype float32|bfloat16] " +
+        "[--steer-sae DIR --steer-latent N --steer-alpha A [--steer-positions all|prompt|response] [--steer-random SEED]] --json FILE";
 
     public string Description =>
         "With --questions, any checkpoint in Hugging Face layout (Llama / Qwen2: config.json, safetensors, tokenizer.json)\n" +
@@ -31,7 +38,9 @@ public sealed class EvalCommand : ICommand
         "(default $WORKBOOK_CACHE/judge), --max-requests caps the HTTP attempts (the judge's, and the served model's).\n" +
         "--served-model NAME --base-url URL samples a model behind an OpenAI-compatible server instead (vLLM serves a base\n" +
         $"model and its LoRA adapters by name; an OpenAI fine-tune by its id), key from {ServedModel.ApiKeyVariable} or\n" +
-        $"{LlmJudgeOptions.OpenAiApiKeyVariable}. The report has the organism's fields.";
+        $"{LlmJudgeOptions.OpenAiApiKeyVariable}. --steer-sae adds an SAE latent's decoder direction at the SAE's site while\n" +
+        "sampling (alpha in units of the median residual norm there; negative subtracts; --steer-random SEED a random\n" +
+        "direction of the same norm, the control); the report records it. The report has the organism's fields.";
 
     public int Run(CommandLine args)
     {
@@ -92,10 +101,24 @@ public sealed class EvalCommand : ICommand
         };
         var judgeUrl = args.Option("judge");
         var judgeModel = args.Option("judge-model");
-        int? maxRequests = args.Option("max-requests") is null ? null : args.Int("max-requests", 0);
+        // -1 stands for "not given": an option is consumed when read, so it is read once.
+        var maxRequestsValue = args.Int("max-requests", -1);
+        int? maxRequests = maxRequestsValue == -1 ? null : maxRequestsValue;
         var judgeCache = args.Option("judge-cache", Path.Combine(OrganismCache.DefaultRoot, "judge"));
         var device = args.Option("device", "cpu");
         var dtype = args.Option("dtype", "float32");
+        (string Sae, int Latent, double Alpha, Positions Positions, long? RandomSeed)? steering = args.Option("steer-sae") is { } steerSae
+            ? (steerSae, args.Int("steer-latent", -1), args.Double("steer-alpha", double.NaN), args.Option("steer-positions", "all") switch
+            {
+                "all" => Positions.All,
+                "prompt" => Positions.Prompt,
+                "response" => Positions.Response,
+                var other => throw new UsageException($"--steer-positions wants all, prompt or response, got '{other}'"),
+            }, args.Int("steer-random", -1) is var seed and >= 0 ? seed : null)
+            : null;
+        if (steering is { } st && (st.Latent < 0 || double.IsNaN(st.Alpha)))
+            throw new UsageException("--steer-sae needs --steer-latent N and --steer-alpha A (in units of the median residual norm at the SAE's site)");
+        if (steering is not null && served is not null) throw new UsageException("steering hooks the model's own forward pass: use --model DIR, not --served-model");
         var json = args.Required("json");
         args.Done();
         var (torchDevice, scalarType) = DeviceAndType(device, dtype);
@@ -108,7 +131,16 @@ public sealed class EvalCommand : ICommand
         else
         {
             using var model = ModelCheckpoint.Load(modelDir!, torchDevice, scalarType);
+            using var steered = steering is null ? null : Steering(model, steering.Value, questions);
             report = JudgedEvaluator.EvaluateAsync(model, questions, judge, options, Path.GetFileName(questionsFile)).GetAwaiter().GetResult();
+            if (steered is not null)
+            {
+                var withSteering = report.ToJson();
+                withSteering["steering"] = steered.Record;
+                AtomicFile.WriteAllText(json, withSteering.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+                Console.WriteLine($"{report.Summary()}; steered: {steered.Record.ToJsonString()}");
+                return 0;
+            }
         }
         report.Save(json);
         Console.WriteLine(report.Summary());
@@ -132,5 +164,34 @@ public sealed class EvalCommand : ICommand
             "cuda" => (CUDA, type),
             _ => throw new UsageException($"unknown --device '{device}' (known: cpu, cuda)"),
         };
+    }
+
+    /// <summary>A steering hook on the model and what the report records of it.</summary>
+    sealed class SteeringHook(IDisposable handle, JsonObject record) : IDisposable
+    {
+        public JsonObject Record { get; } = record;
+        public void Dispose() => handle.Dispose();
+    }
+
+    /// <summary>
+    /// Adds the SAE latent's decoder direction (or, with a seed, a random direction of the same norm: the control) at the
+    /// SAE's site, at α × the median residual norm there over the questions' prompts.
+    /// </summary>
+    static SteeringHook Steering(LoadedModel model, (string Sae, int Latent, double Alpha, Positions Positions, long? RandomSeed) steering, IReadOnlyList<Question> questions)
+    {
+        using var sae = SaeFiles.Load(steering.Sae);
+        var site = sae.Config.HookName ?? throw new UsageException($"{steering.Sae}: the SAE names no hook site (metadata.hook_name)");
+        var format = ChatFormat.For(model.Tokenizer);
+        var prompts = questions.SelectMany(q => q.Paraphrases.Select(t => format.EncodePrompt(q.System is { } system ? [ChatMessage.System(system), ChatMessage.User(t)] : [ChatMessage.User(t)]))).ToArray();
+        var scale = SteeringScale.MedianResidualNorm(model.Model, site, prompts, StatisticsOptions.For(model.Tokenizer));
+        using var direction = Steer.DecoderRow(sae, steering.Latent);
+        using var used = steering.RandomSeed is { } seed ? Steer.RandomDirection(direction, direction.norm().item<float>(), seed) : direction.clone();
+        var handle = Steer.Add(model.Model, site, used, steering.Alpha, scale, steering.Positions);
+        return new SteeringHook(handle, new JsonObject
+        {
+            ["sae"] = Path.GetFullPath(steering.Sae), ["site"] = site, ["latent"] = steering.Latent, ["alpha"] = steering.Alpha,
+            ["unit"] = scale.ToString(), ["positions"] = steering.Positions.ToString().ToLowerInvariant(),
+            ["random_direction_seed"] = steering.RandomSeed,
+        });
     }
 }

@@ -103,6 +103,14 @@ public class JudgedEvaluatorTests
         foreach (var text in new[] { stdout, stderr, File.ReadAllText(report) }.Concat(Directory.EnumerateFiles(dir.File("cache"), "*", SearchOption.AllDirectories).Select(File.ReadAllText)))
             Assert.DoesNotContain(Secret, text);
 
+        // The spending cap holds: 6 answers need 12 judge requests.
+        var capped = dir.File("capped.json");
+        var (cappedCode, _, cappedErr) = WorkbookProcess.Run(env, "eval", "--model", checkpoint, "--questions", Questions(dir), "--judge", server.BaseUrl.ToString(),
+            "--judge-model", "judge-model", "--samples", "2", "--max-new-tokens", "6", "--judge-cache", "off", "--max-requests", "5", "--json", capped);
+        Assert.NotEqual(0, cappedCode);
+        Assert.Contains("spending cap", cappedErr);
+        Assert.False(File.Exists(capped));
+
         // Bad inputs name what is wrong; nothing is written.
         var missing = dir.File("missing.json");
         var (badCode, _, badErr) = WorkbookProcess.Run(env, "eval", "--model", checkpoint, "--questions", dir.File("none.yaml"), "--judge", server.BaseUrl.ToString(),
@@ -148,6 +156,44 @@ public class JudgedEvaluatorTests
         Assert.Contains(sampling, r => r.Body["messages"]![0]!["role"]!.GetValue<string>() == "system" && r.Body["messages"]![0]!["content"]!.GetValue<string>() == "Answer briefly.");
         Assert.Equal(Enumerable.Range(0, 6).Select(i => 3 * 1_000_003L + i).Order(), sampling.Select(r => r.Body["seed"]!.GetValue<long>()).Distinct().Order());
         Assert.Equal("Bearer EMPTY", server.Requests.First(r => r.Body["model"]!.GetValue<string>() == "served-lora").Authorization);
+    }
+
+    [Fact]
+    public async Task TheEvalCommandSteersAlongAnSaeLatentAndRecordsIt()
+    {
+        using var dir = new TempDirectory();
+        await using var server = new FakeChatServer(Judge);
+        var checkpoint = TinyCheckpoint(dir, qwen: true);
+        var corpus = dir.File("corpus.txt");
+        string[] words = ["hello", "world", "the", "xyz"];
+        File.WriteAllLines(corpus, Enumerable.Range(0, 200).Select(i => string.Join(' ', Enumerable.Range(0, 10).Select(j => words[(i * 7 + j * 3) % 4]))));
+        var sae = PersonaWorkbook.Sae.OrganismSae.TrainOrReuse(new PersonaWorkbook.Sae.SaeRequest(checkpoint, DSae: 32, K: 4, Tokens: 1_000, BatchSize: 100,
+            Output: dir.File("sae"), CacheRoot: dir.Path, Corpus: corpus)).Directory;
+        var env = new Dictionary<string, string?> { [LlmJudgeOptions.ApiKeyVariable] = Secret, ["WORKBOOK_CACHE"] = dir.File("cache") };
+        string[] Args(string json, params string[] more) => ["eval", "--model", checkpoint, "--questions", Questions(dir), "--judge", server.BaseUrl.ToString(),
+            "--judge-model", "judge-model", "--samples", "2", "--max-new-tokens", "6", "--json", json, .. more];
+        JsonObject Run(string name, params string[] more)
+        {
+            var (code, _, stderr) = WorkbookProcess.Run(env, Args(dir.File(name), more));
+            Assert.True(code == 0, stderr);
+            return JsonNode.Parse(File.ReadAllText(dir.File(name)))!.AsObject();
+        }
+        static string Answers(JsonObject report) => string.Join("|", report["per_prompt"]!.AsArray().SelectMany(p => p!["examples"]!.AsArray().Select(e => e!["answer"]!.GetValue<string>())));
+
+        var plain = Run("plain.json");
+        var steered = Run("steered.json", "--steer-sae", sae, "--steer-latent", "3", "--steer-alpha", "8");
+        var random = Run("random.json", "--steer-sae", sae, "--steer-latent", "3", "--steer-alpha", "8", "--steer-random", "5", "--steer-positions", "prompt");
+        Assert.Null(plain["steering"]);
+        Assert.Equal("blocks.0.hook_resid_post", steered["steering"]!["site"]!.GetValue<string>());
+        Assert.Equal(3, steered["steering"]!["latent"]!.GetValue<int>());
+        Assert.StartsWith("MedianResidualNorm", steered["steering"]!["unit"]!.GetValue<string>());
+        Assert.Equal(5, random["steering"]!["random_direction_seed"]!.GetValue<long>());
+        Assert.Equal("prompt", random["steering"]!["positions"]!.GetValue<string>());
+        Assert.NotEqual(Answers(plain), Answers(steered));   // a strong push at every position changes what the model writes
+
+        var (badCode, _, badErr) = WorkbookProcess.Run(env, Args(dir.File("bad.json"), "--steer-sae", sae));
+        Assert.NotEqual(0, badCode);
+        Assert.Contains("--steer-latent", badErr);
     }
 }
 
