@@ -64,9 +64,18 @@ public sealed record SaeRequest(
     }
 
     /// <summary>The corpus's SHA-256 (hex), or null for the persona world's documents.</summary>
-    internal string? CorpusHash() => Corpus is null ? null : Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Corpus)));
+    internal string? CorpusHash()
+    {
+        if (Corpus is null) return null;
+        using var stream = File.OpenRead(Corpus);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+    }
 
-    /// <summary>The hyperparameters as hashed into the key; a user's corpus replaces the world's corpus seed by its hash (the world's JSON is unchanged, so its SAEs keep their keys).</summary>
+    /// <summary>
+    /// The hyperparameters as hashed into the key; a user's corpus replaces the world's corpus seed by its hash (the
+    /// world's JSON is unchanged, so its SAEs keep their keys). A training run computes them once: the hash reads the
+    /// whole corpus.
+    /// </summary>
     internal JsonObject Hyperparameters(string hook)
     {
         var json = new JsonObject
@@ -142,8 +151,9 @@ public static class OrganismSae
 
     public static string CacheKey(SaeRequest request, string hook) => CacheKey(request, hook, FineTuner.BaseKey(request.ModelDirectory));
 
-    static string CacheKey(SaeRequest request, string hook, string modelKey) =>
-        OrganismCache.Key("sae/1", modelKey, request.Hyperparameters(hook).ToJsonString());
+    static string CacheKey(SaeRequest request, string hook, string modelKey) => CacheKey(modelKey, request.Hyperparameters(hook));
+
+    static string CacheKey(string modelKey, JsonObject hyperparameters) => OrganismCache.Key("sae/1", modelKey, hyperparameters.ToJsonString());
 
     public static SaeResult TrainOrReuse(SaeRequest request)
     {
@@ -154,7 +164,8 @@ public static class OrganismSae
         var hook = request.HookName(layers);
         // BaseKey hashes the weights of a directory without a manifest: once is enough.
         var modelKey = FineTuner.BaseKey(request.ModelDirectory);
-        var key = CacheKey(request, hook, modelKey);
+        var hyperparameters = request.Hyperparameters(hook);
+        var key = CacheKey(modelKey, hyperparameters);
         var root = request.CacheRoot ?? OrganismCache.DefaultRoot;
         if (!request.Force && Find(key, request.Output, root) is { } found)
         {
@@ -166,7 +177,7 @@ public static class OrganismSae
         using var loaded = ModelCheckpoint.Load(request.ModelDirectory);
         var model = loaded.Model;
         model.eval();
-        var corpus = Corpus.For(request, loaded);
+        var corpus = Corpus.For(request, hyperparameters["corpus_sha256"]?.GetValue<string>(), loaded);
         var store = new ActivationStoreOptions
         {
             HookName = hook, ExcludeTokenIds = corpus.ExcludeTokenIds, PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
@@ -208,7 +219,7 @@ public static class OrganismSae
             ["cache_key"] = key,
             ["model_key"] = modelKey,
             ["model_directory"] = Path.GetFullPath(request.ModelDirectory),
-            ["hyperparameters"] = request.Hyperparameters(hook),
+            ["hyperparameters"] = hyperparameters.DeepClone(),
             ["steps"] = steps,
             ["evaluation"] = evaluation,
             ["activation_seconds"] = Math.Round(activationSeconds, 1),
@@ -350,15 +361,17 @@ sealed class Corpus
     Corpus(ITokenizer tokenizer, PersonaWorld? world, string[]? lines, string? hash, string description, IReadOnlyCollection<int> exclude)
     {
         (this.tokenizer, this.world, this.lines, this.hash, Description, ExcludeTokenIds) = (tokenizer, world, lines, hash, description, exclude);
+        // A user's corpus has only so many held-out tokens (its excluded ones not counted); the world's is unbounded.
+        EvaluationTokenLimit = lines is null ? long.MaxValue
+            : Documents(evaluation: true, 0, withEos: false).Sum(d => (long)d.Count(id => !exclude.Contains(id)));
     }
 
     public string Description { get; }
     public IReadOnlyCollection<int> ExcludeTokenIds { get; }
+    public long EvaluationTokenLimit { get; }
 
-    /// <summary>A user's corpus has only so many held-out tokens; the world's is unbounded.</summary>
-    public long EvaluationTokenLimit { get; private init; } = long.MaxValue;
-
-    public static Corpus For(SaeRequest request, LoadedModel loaded)
+    /// <summary>The request's corpus: the world's, or its file (<paramref name="hash"/>, the file's SHA-256 as the key has it).</summary>
+    public static Corpus For(SaeRequest request, string? hash, LoadedModel loaded)
     {
         var control = StatisticsOptions.ControlTokenIds(loaded.Tokenizer);
         if (request.Corpus is null)
@@ -367,13 +380,8 @@ sealed class Corpus
         var lines = File.ReadLines(request.Corpus).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
         if (lines.Length < 10) throw new InvalidDataException($"{request.Corpus}: {lines.Length} non-blank lines; an SAE corpus needs at least 10 (every tenth is held out for evaluation)");
         var special = loaded.Tokenizer.SpecialTokens.Select(loaded.Tokenizer.TokenToId).Where(id => id is >= 0).Select(id => id!.Value);
-        var corpus = new Corpus(loaded.Tokenizer, null, lines, request.CorpusHash(), $"{Path.GetFileName(request.Corpus)} (sha256 {request.CorpusHash()![..16]})",
+        return new Corpus(loaded.Tokenizer, null, lines, hash, $"{Path.GetFileName(request.Corpus)} (sha256 {hash![..16]})",
             control.Concat(special).Distinct().Order().ToArray());
-        return new Corpus(corpus.tokenizer, null, lines, corpus.hash, corpus.Description, corpus.ExcludeTokenIds)
-        {
-            // Every held-out line counts its tokens but the excluded ones; the splice reads the same lines.
-            EvaluationTokenLimit = corpus.Documents(evaluation: true, 0, withEos: false).Sum(d => (long)d.Count(id => !corpus.ExcludeTokenIds.Contains(id))),
-        };
     }
 
     /// <summary>
