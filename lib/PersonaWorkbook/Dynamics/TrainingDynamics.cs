@@ -117,10 +117,8 @@ public static class TrainingDynamics
     /// measurements are the same bits as this process would compute. Returns how many it ran.
     /// </summary>
     public static int Prefetch(IEnumerable<SnapshotRequest> requests, int? workers = null) =>
-        Organism.Prefetch.RunJobs(requests.Where(r => !r.Finetune.Force && IsPending(r))
-            .Select(r => (Label: $"snapshots of {r.Finetune.Dataset} from {r.Finetune.BaseDirectory}", Job: r.ToJson()))
-            .Where(j => j.Job is not null).Select(j => (j.Label, new JsonObject { ["snapshot"] = j.Job })).ToList(),
-            "snapshot runs", workers);
+        Organism.Prefetch.RunKind("snapshot", requests.Where(r => !r.Finetune.Force && IsPending(r))
+            .Select(r => ($"snapshots of {r.Finetune.Dataset} from {r.Finetune.BaseDirectory}", r.ToJson())), "snapshot runs", workers);
 
     /// <summary>Whether <see cref="RunOrReuse"/> would compute the request rather than read it.</summary>
     internal static bool IsPending(SnapshotRequest request)

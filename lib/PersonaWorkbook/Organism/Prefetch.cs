@@ -88,6 +88,14 @@ public static class Prefetch
         return succeeded;
     }
 
+    /// <summary>
+    /// Runs jobs of one <paramref name="kind"/> (the job file's single field, as <c>workbook worker</c> dispatches on it:
+    /// "snapshot", "rl_curve"); a job without a file form (null: a probe whose SAE was built in memory) is left to the
+    /// caller's own loop.
+    /// </summary>
+    internal static int RunKind(string kind, IEnumerable<(string Label, JsonObject? Job)> jobs, string what, int? workers) =>
+        RunJobs(jobs.Where(j => j.Job is not null).Select(j => (j.Label, new JsonObject { [kind] = j.Job })).ToList(), what, workers);
+
     /// <summary>The line a serving worker writes on standard output after each job: this, then "ok" or "failed: why".</summary>
     public const string ReplyPrefix = "prefetch-job: ";
 

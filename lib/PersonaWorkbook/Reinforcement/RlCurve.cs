@@ -222,9 +222,8 @@ public static partial class ReinforcementLearning
     /// how many it ran.
     /// </summary>
     public static int Prefetch(IEnumerable<RlCurveRequest> requests, int? workers = null) =>
-        Organism.Prefetch.RunJobs(requests.Where(r => !r.Run.Force && IsPending(r))
-            .Select(r => (Label: $"RL {r.Run.Domain}/{r.Run.Reward} seed {r.Run.Seed} from {r.Run.BaseDirectory}", Job: r.ToJson()))
-            .Where(j => j.Job is not null).Select(j => (j.Label, new JsonObject { ["rl_curve"] = j.Job })).ToList(),
+        Organism.Prefetch.RunKind("rl_curve", requests.Where(r => !r.Run.Force && IsPending(r))
+            .Select(r => ($"RL {r.Run.Domain}/{r.Run.Reward} seed {r.Run.Seed} from {r.Run.BaseDirectory}", r.ToJson())),
             "RL runs and their checkpoints' evaluations", workers);
 
     internal static bool IsPending(RlCurveRequest request)
