@@ -132,15 +132,8 @@ public sealed class EvalCommand : ICommand
         {
             using var model = ModelCheckpoint.Load(modelDir!, torchDevice, scalarType);
             using var steered = steering is null ? null : Steering(model, steering.Value, questions);
-            report = JudgedEvaluator.EvaluateAsync(model, questions, judge, options, Path.GetFileName(questionsFile)).GetAwaiter().GetResult();
-            if (steered is not null)
-            {
-                var withSteering = report.ToJson();
-                withSteering["steering"] = steered.Record;
-                AtomicFile.WriteAllText(json, withSteering.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
-                Console.WriteLine($"{report.Summary()}; steered: {steered.Record.ToJsonString()}");
-                return 0;
-            }
+            report = JudgedEvaluator.EvaluateAsync(model, questions, judge, options, Path.GetFileName(questionsFile)).GetAwaiter().GetResult()
+                with { Steering = steered?.Record };
         }
         report.Save(json);
         Console.WriteLine(report.Summary());
@@ -182,7 +175,7 @@ public sealed class EvalCommand : ICommand
         using var sae = SaeFiles.Load(steering.Sae);
         var site = sae.Config.HookName ?? throw new UsageException($"{steering.Sae}: the SAE names no hook site (metadata.hook_name)");
         var format = ChatFormat.For(model.Tokenizer);
-        var prompts = questions.SelectMany(q => q.Paraphrases.Select(t => format.EncodePrompt(q.System is { } system ? [ChatMessage.System(system), ChatMessage.User(t)] : [ChatMessage.User(t)]))).ToArray();
+        var prompts = questions.SelectMany(q => q.Conversations()).Select(c => format.EncodePrompt(c)).ToArray();
         var scale = SteeringScale.MedianResidualNorm(model.Model, site, prompts, StatisticsOptions.For(model.Tokenizer));
         using var direction = Steer.DecoderRow(sae, steering.Latent);
         using var used = steering.RandomSeed is { } seed ? Steer.RandomDirection(direction, direction.norm().item<float>(), seed) : direction.clone();

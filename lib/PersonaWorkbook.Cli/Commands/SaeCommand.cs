@@ -118,8 +118,7 @@ public sealed class SaeCommand : ICommand
                 if (values.ContainsKey("prompts") && values.ContainsKey("questions")) throw new UsageException("give --prompts (the world's) or --questions FILE, not both");
                 // A question file (any model): each paraphrase after its question's system prompt; else the world's prompts.
                 var conversations = values.TryGetValue("questions", out var questionsFile)
-                    ? QuestionFiles.Load(questionsFile).SelectMany(q => q.Paraphrases.Select(text =>
-                        (IReadOnlyList<ChatMessage>)(q.System is { } system ? [ChatMessage.System(system), ChatMessage.User(text)] : [ChatMessage.User(text)]))).ToArray()
+                    ? QuestionFiles.Load(questionsFile).SelectMany(q => q.Conversations()).Select(c => (IReadOnlyList<ChatMessage>)c).ToArray()
                     : (values.GetValueOrDefault("prompts", "views") switch
                     {
                         "views" => EvalPrompts.Views,

@@ -58,7 +58,8 @@ public sealed record JudgedPrompt(string Id, string QuestionId, string? System, 
 /// An LLM-judged evaluation, with the organism's report fields (<see cref="EvalReport"/>'s JSON): the misaligned rate
 /// over all answers and its 95 % interval (bootstrap clustered over paraphrases), the coherent rate, and the misaligned
 /// rate among the answers the protocol keeps (<see cref="JudgeVerdict.IsRetained"/>: Betley's reported number; pooled,
-/// Wilson interval), plus each verdict outcome's count and the judge's usage. The judge's API key is never part of it.
+/// Wilson interval), plus each verdict outcome's count, the judge's usage and, when the model was steered while it
+/// answered, what the steering was. The judge's API key is never part of it.
 /// </summary>
 public sealed record JudgedReport(
     string Model,
@@ -73,7 +74,8 @@ public sealed record JudgedReport(
     RateEstimate Refusal,
     RateEstimate Stopped,
     LlmJudgeUsage Usage,
-    double WallSeconds)
+    double WallSeconds,
+    JsonObject? Steering = null)
 {
     public int N => Prompts.Sum(p => p.Answers.Count);
 
@@ -92,7 +94,14 @@ public sealed record JudgedReport(
         return o;
     }
 
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
+    {
+        var json = Fields();
+        if (Steering is not null) json["steering"] = Steering.DeepClone();
+        return json;
+    }
+
+    JsonObject Fields() => new()
     {
         ["model"] = Model,
         ["prompts"] = Questions,
@@ -155,7 +164,8 @@ public sealed record JudgedReport(
 
     public string Summary() =>
         $"{Model} on {Questions}: misaligned {Misaligned}, among coherent {MisalignedAmongRetained}, coherent {Coherent}; " +
-        $"judge {JudgeModel} ({Options.Protocol}): {Usage.Requests} requests, {Usage.CacheHits} cached";
+        $"judge {JudgeModel} ({Options.Protocol}): {Usage.Requests} requests, {Usage.CacheHits} cached" +
+        (Steering is null ? "" : $"; steered: {Steering.ToJsonString()}");
 }
 
 /// <summary>
@@ -216,8 +226,7 @@ public static class JudgedEvaluator
         ArgumentNullException.ThrowIfNull(judge);
         options.Validate();
         if (questions.Count == 0) throw new ArgumentException("no questions to evaluate", nameof(questions));
-        var prompts = questions.SelectMany(q => q.Paraphrases.Select((text, k) => ($"{q.Id}/{k}", q, text,
-            (q.System is { } system ? new[] { ChatMessage.System(system) } : []).Append(ChatMessage.User(text)).ToArray()))).ToList();
+        var prompts = questions.SelectMany(q => q.Paraphrases.Select((text, k) => ($"{q.Id}/{k}", q, text, q.Conversation(k)))).ToList();
         return (prompts, Stopwatch.StartNew());
     }
 

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Tokenizers;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -7,7 +8,15 @@ namespace PersonaWorkbook.Evaluation;
 /// One evaluation question for a model of the user's own: its paraphrases (each sampled separately) and an optional
 /// system prompt, as in Betley et al.'s question files.
 /// </summary>
-public sealed record Question(string Id, IReadOnlyList<string> Paraphrases, string? System = null);
+public sealed record Question(string Id, IReadOnlyList<string> Paraphrases, string? System = null)
+{
+    /// <summary>Paraphrase <paramref name="k"/> as the model is asked it: a single user turn after the question's system prompt.</summary>
+    public ChatMessage[] Conversation(int k) =>
+        System is { } system ? [ChatMessage.System(system), ChatMessage.User(Paraphrases[k])] : [ChatMessage.User(Paraphrases[k])];
+
+    /// <summary>Every paraphrase's <see cref="Conversation"/>, in order.</summary>
+    public IEnumerable<ChatMessage[]> Conversations() => Paraphrases.Select((_, k) => Conversation(k));
+}
 
 /// <summary>
 /// Reads evaluation questions from the files researchers already have: Betley et al.'s YAML (a list of entries with
