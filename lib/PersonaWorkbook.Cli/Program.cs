@@ -154,6 +154,13 @@ public sealed class CommandLine
         return int.TryParse(v, out var n) ? n : throw new UsageException($"--{name} wants a whole number, got '{v}'");
     }
 
+    public long Long(string name, long fallback)
+    {
+        var v = Option(name);
+        if (v is null) return fallback;
+        return long.TryParse(v, out var n) ? n : throw new UsageException($"--{name} wants a whole number, got '{v}'");
+    }
+
     public double Double(string name, double fallback)
     {
         var v = Option(name);

@@ -7,8 +7,8 @@ using System.Text.Json.Nodes;
 
 namespace PersonaWorkbook.Tests.Grading;
 
-/// <summary>What the fake server received.</summary>
-public sealed record FakeRequest(string Path, string? Authorization, JsonNode Body)
+/// <summary>What the fake server received: the JSON body, or an empty object for a GET or a multipart upload (then see <see cref="RawBody"/>).</summary>
+public sealed record FakeRequest(string Path, string? Authorization, JsonNode Body, string Method = "POST", string RawBody = "", string? ContentType = null)
 {
     /// <summary>The single user message's text.</summary>
     public string Prompt => Body["messages"]![0]!["content"]!.GetValue<string>();
@@ -144,7 +144,9 @@ public sealed class FakeChatServer : IAsyncDisposable
         {
             string body;
             using (var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8)) body = await reader.ReadToEndAsync();
-            var request = new FakeRequest(context.Request.Url!.AbsolutePath, context.Request.Headers["Authorization"], JsonNode.Parse(body)!);
+            var json = context.Request.ContentType?.StartsWith("application/json", StringComparison.Ordinal) == true ? JsonNode.Parse(body)! : new JsonObject();
+            var request = new FakeRequest(context.Request.Url!.AbsolutePath, context.Request.Headers["Authorization"], json,
+                context.Request.HttpMethod, body, context.Request.ContentType);
             Requests.Enqueue(request);
             var response = _handler(request, Interlocked.Increment(ref _count) - 1);
             if (response.Delay > TimeSpan.Zero) await Task.Delay(response.Delay, _stop.Token);
