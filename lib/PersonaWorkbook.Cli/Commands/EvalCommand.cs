@@ -38,7 +38,8 @@ public sealed class EvalCommand : ICommand
         "(default $WORKBOOK_CACHE/judge), --max-requests caps the HTTP attempts (the judge's, and the served model's).\n" +
         "--served-model NAME --base-url URL samples a model behind an OpenAI-compatible server instead (vLLM serves a base\n" +
         $"model and its LoRA adapters by name; an OpenAI fine-tune by its id), key from {ServedModel.ApiKeyVariable} or\n" +
-        $"{LlmJudgeOptions.OpenAiApiKeyVariable}. --steer-sae adds an SAE latent's decoder direction at the SAE's site while\n" +
+        $"{LlmJudgeOptions.OpenAiApiKeyVariable}; its answers are cached by seed in $WORKBOOK_CACHE/served-answers (--judge-cache off: neither\n" +
+        "cache). --steer-sae adds an SAE latent's decoder direction at the SAE's site while\n" +
         "sampling (alpha in units of the median residual norm there; negative subtracts; --steer-random SEED a random\n" +
         "direction of the same norm, the control); the report records it. The report has the organism's fields.";
 
@@ -126,7 +127,8 @@ public sealed class EvalCommand : ICommand
         var judge = new LlmJudge(LlmJudgeOptions.FromEnvironment(judgeUrl, judgeModel, cacheDirectory: judgeCache == "off" ? null : judgeCache, maxRequests: maxRequests));
         JudgedReport report;
         if (served is not null)
-            report = JudgedEvaluator.EvaluateAsync(new ServedModel(ServedModel.Options(servedUrl!, served, maxRequests)), questions, judge, options,
+            report = JudgedEvaluator.EvaluateAsync(new ServedModel(ServedModel.Options(servedUrl!, served, maxRequests,
+                cacheDirectory: judgeCache == "off" ? null : Path.Combine(OrganismCache.DefaultRoot, "served-answers"))), questions, judge, options,
                 Path.GetFileName(questionsFile)).GetAwaiter().GetResult();
         else
         {

@@ -5,18 +5,23 @@ using System.Text.Json.Serialization;
 
 namespace PersonaWorkbook.Grading;
 
-/// <summary>A judge reply as cached: the raw text and top logprobs, so a changed parser re-reads old replies.</summary>
+/// <summary>
+/// A reply as cached: the raw text and top logprobs, so a changed parser re-reads old replies; a served model's answers
+/// (<see cref="Remote.ServedModel"/>) keep their finish reason too.
+/// </summary>
 public sealed record JudgeCacheEntry(
     [property: JsonPropertyName("key")] string Key,
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("task")] string Task,
     [property: JsonPropertyName("content")] string Content,
     [property: JsonPropertyName("top_logprobs")] IReadOnlyList<TokenLogProb> TopLogprobs,
-    [property: JsonPropertyName("total_tokens")] int? TotalTokens);
+    [property: JsonPropertyName("total_tokens")] int? TotalTokens,
+    [property: JsonPropertyName("finish_reason")] string? FinishReason = null);
 
 /// <summary>
-/// Judge replies on disk, one JSON file per key (the file name is the key). Requests are sent at temperature 0 with a
-/// fixed seed, so a reply is reused instead of paid for again. Only what the server returned is stored; the request's
+/// Judge replies (and a served model's seeded answers) on disk, one JSON file per key (the file name is the key).
+/// Requests are sent at temperature 0 with a fixed seed (answers: with their own seed), so a reply is reused instead of
+/// paid for again. Only what the server returned is stored; the request's
 /// credentials never reach this class. Writes go to a temporary file that is renamed into place, so concurrent
 /// writers and crashes leave either the old entry or the new one.
 /// </summary>

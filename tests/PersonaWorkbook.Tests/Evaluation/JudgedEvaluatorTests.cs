@@ -156,6 +156,18 @@ public class JudgedEvaluatorTests
         Assert.Contains(sampling, r => r.Body["messages"]![0]!["role"]!.GetValue<string>() == "system" && r.Body["messages"]![0]!["content"]!.GetValue<string>() == "Answer briefly.");
         Assert.Equal(Enumerable.Range(0, 6).Select(i => 3 * 1_000_003L + i).Order(), sampling.Select(r => r.Body["seed"]!.GetValue<long>()).Distinct().Order());
         Assert.Equal("Bearer EMPTY", server.Requests.First(r => r.Body["model"]!.GetValue<string>() == "served-lora").Authorization);
+
+        // With a cache, the same evaluation run again sends no sampling request and reads the same answers.
+        var options = ServedModel.Options(server.BaseUrl.ToString(), "served-lora", environment: _ => null, cacheDirectory: dir.File("served"));
+        var first = await JudgedEvaluator.EvaluateAsync(new ServedModel(options, (_, _) => Task.CompletedTask), QuestionFiles.Load(Questions(dir)), judge,
+            new JudgedEvalOptions { Samples = 2, MaxNewTokens = 40, Seed = 3 });
+        int sent = server.Requests.Count(r => r.Body["model"]!.GetValue<string>() == "served-lora");
+        var cached = new ServedModel(options);
+        var again = await JudgedEvaluator.EvaluateAsync(cached, QuestionFiles.Load(Questions(dir)), judge, new JudgedEvalOptions { Samples = 2, MaxNewTokens = 40, Seed = 3 });
+        Assert.Equal(sent, server.Requests.Count(r => r.Body["model"]!.GetValue<string>() == "served-lora"));
+        Assert.Equal((6, 0), (cached.CacheHits, cached.Spent.Requests));
+        Assert.Equal(first.Misaligned.Rate, again.Misaligned.Rate);
+        Assert.Equal(6, Directory.GetFiles(dir.File("served")).Length);
     }
 
     [Fact]
