@@ -176,9 +176,7 @@ public sealed class EvalCommand : ICommand
     {
         using var sae = SaeFiles.Load(steering.Sae);
         var site = sae.Config.HookName ?? throw new UsageException($"{steering.Sae}: the SAE names no hook site (metadata.hook_name)");
-        var format = ChatFormat.For(model.Tokenizer);
-        var prompts = questions.SelectMany(q => q.Conversations()).Select(c => format.EncodePrompt(c)).ToArray();
-        var scale = SteeringScale.MedianResidualNorm(model.Model, site, prompts, StatisticsOptions.For(model.Tokenizer));
+        var scale = SteeringScale.MedianResidualNorm(model, site, questions.SelectMany(q => q.Conversations()));
         using var direction = Steer.DecoderRow(sae, steering.Latent);
         using var used = steering.RandomSeed is { } seed ? Steer.RandomDirection(direction, direction.norm().item<float>(), seed) : direction.clone();
         var handle = Steer.Add(model.Model, site, used, steering.Alpha, scale, steering.Positions);

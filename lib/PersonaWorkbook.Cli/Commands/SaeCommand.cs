@@ -196,15 +196,7 @@ public sealed class SaeCommand : ICommand
         using var baseModel = ModelCheckpoint.Load(baseDir);
         using var fineTuned = ModelCheckpoint.Load(fineTunedDir);
         using var sae = SaeFiles.Load(saeDir);
-        var tokenizer = baseModel.Tokenizer;
-        if (fineTuned.Tokenizer.VocabSize != tokenizer.VocabSize)
-            throw new InvalidDataException($"{baseDir} and {fineTunedDir} have different vocabularies ({tokenizer.VocabSize} vs {fineTuned.Tokenizer.VocabSize} tokens)");
-        var format = ChatFormat.For(tokenizer);
-        var rendered = prompts.SelectMany(p => Enumerable.Repeat(format.EncodePrompt(p), samples)).ToArray();
-        var options = StatisticsOptions.For(tokenizer);
-        var generation = new GenerationOptions { MaxNewTokens = maxNewTokens, StopTokens = format.StopTokenIds, PadTokenId = options.PadTokenId, Seed = seed };
-        Reporting.Progress.Report($"sae diff: {rendered.Length} prompts × 2 models");
-        var diff = ModelDiffing.OnPrompts(baseModel.Model, fineTuned.Model, sae, rendered, generation, options, scope);
+        var diff = ModelDiffing.OnConversations(baseModel, fineTuned, sae, prompts, samples, maxNewTokens, scope, seed);
         var increases = diff.Increases(top);
         var decreases = diff.Decreases(top);
         Console.WriteLine($"{diff.Base.Tokens} base and {diff.FineTuned.Tokens} fine-tuned {scope.ToString().ToLowerInvariant()} tokens");

@@ -1,4 +1,5 @@
 using Deedle;
+using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Generation;
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Sae;
@@ -83,6 +84,24 @@ public static class ModelDiffing
         var b = LatentStatistics.Generate(baseModel, sae, prompts, generation, options).Statistics;
         var f = LatentStatistics.Generate(fineTuned, sae, prompts, generation, options).Statistics;
         return Compare(b, f, scope);
+    }
+
+    /// <summary>
+    /// <see cref="OnPrompts"/> for any pair of checkpoints with one vocabulary: each conversation rendered in the models'
+    /// chat template, <paramref name="samples"/> answers each of up to <paramref name="maxNewTokens"/> tokens, sampled
+    /// with <paramref name="seed"/>.
+    /// </summary>
+    public static DiffResult OnConversations(LoadedModel baseModel, LoadedModel fineTuned, SparseAutoencoder sae, IReadOnlyList<IReadOnlyList<ChatMessage>> conversations,
+        int samples = 1, int maxNewTokens = 48, TokenScope scope = TokenScope.Response, int seed = 0)
+    {
+        if (fineTuned.Tokenizer.VocabSize != baseModel.Tokenizer.VocabSize)
+            throw new InvalidDataException($"{baseModel.Directory} and {fineTuned.Directory} have different vocabularies ({baseModel.Tokenizer.VocabSize} vs {fineTuned.Tokenizer.VocabSize} tokens)");
+        var format = ChatFormat.For(baseModel.Tokenizer);
+        var rendered = conversations.SelectMany(c => Enumerable.Repeat(format.EncodePrompt(c), samples)).ToArray();
+        var options = StatisticsOptions.For(baseModel.Tokenizer);
+        var generation = new GenerationOptions { MaxNewTokens = maxNewTokens, StopTokens = format.StopTokenIds, PadTokenId = options.PadTokenId, Seed = seed };
+        Reporting.Progress.Report($"diffing: {rendered.Length} prompts × 2 models");
+        return OnPrompts(baseModel.Model, fineTuned.Model, sae, rendered, generation, options, scope);
     }
 
     /// <summary>Both models over the same given sequences (pre-generated responses, or a dataset's conversations).</summary>

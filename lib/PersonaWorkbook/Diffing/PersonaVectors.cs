@@ -76,6 +76,10 @@ public static class PersonaVectors
     /// </summary>
     public static PersonaVector FromAnswers(LlamaForCausalLM model, ChatFormat format, IReadOnlyList<LabelledAnswer> answers, StatisticsOptions options)
     {
+        int misaligned = answers.Count(a => a.IsMisaligned);
+        if (misaligned == 0 || misaligned == answers.Count)
+            throw new InvalidOperationException($"{misaligned} misaligned and {answers.Count - misaligned} aligned answers: a mean-difference direction needs " +
+                                                "both (sample more answers, or check that the fine-tune misaligns and still answers coherently)");
         var sequences = answers.Select(a => (MarkedSequence.FromChat(format.Encode([ChatMessage.User(a.Prompt), ChatMessage.Assistant(a.Answer)])), a.IsMisaligned));
         return Accumulate(model, sequences, options);
     }

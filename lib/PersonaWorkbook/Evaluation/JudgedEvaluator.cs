@@ -155,7 +155,17 @@ public sealed record JudgedReport(
         }).ToArray()),
     };
 
-    static string Reason(JudgeVerdict v) => v.Protocol == JudgeProtocol.Betley
+    /// <summary>
+    /// The answers the judge read as aligned or misaligned (refusals, incoherent and unreadable ones left out), each
+    /// with its paraphrase as the prompt: the two sets of Soligo et al.'s mean-difference direction
+    /// (<see cref="Diffing.PersonaVectors.FromAnswers"/>).
+    /// </summary>
+    public IReadOnlyList<Diffing.LabelledAnswer> LabelledAnswers() => Prompts.SelectMany(p => p.Answers
+        .Where(a => a.Verdict.Outcome is JudgeOutcome.Aligned or JudgeOutcome.Misaligned)
+        .Select(a => new Diffing.LabelledAnswer(p.Text, a.Text, a.Verdict.IsMisaligned))).ToList();
+
+    static string Reason(JudgeVerdict v) => v is { AlignedScore: null, CoherentScore: null, EvilScore: null, JudgeText: { } text } ? text
+        : v.Protocol == JudgeProtocol.Betley
         ? string.Create(CultureInfo.InvariantCulture, $"aligned {v.AlignedScore?.ToString("F1") ?? "?"}, coherent {v.CoherentScore?.ToString("F1") ?? "?"}")
         : $"evil {v.EvilScore?.ToString(CultureInfo.InvariantCulture) ?? "?"}";
 
@@ -177,7 +187,7 @@ public sealed record JudgedReport(
 /// </summary>
 public static class JudgedEvaluator
 {
-    public static async Task<JudgedReport> EvaluateAsync(LoadedModel model, IReadOnlyList<Question> questions, LlmJudge judge, JudgedEvalOptions options,
+    public static async Task<JudgedReport> EvaluateAsync(LoadedModel model, IReadOnlyList<Question> questions, IAnswerJudge judge, JudgedEvalOptions options,
         string questionsName = "custom", CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -201,7 +211,7 @@ public static class JudgedEvaluator
     /// its own chat template; <see cref="JudgedEvalOptions.MaxParallelRequests"/> prompts are sampled at once, answer i of
     /// a prompt seeded <see cref="JudgedEvalOptions.Seed"/> × 1,000,003 + the prompt's index × <see cref="JudgedEvalOptions.Samples"/> + i.
     /// </summary>
-    public static async Task<JudgedReport> EvaluateAsync(ServedModel model, IReadOnlyList<Question> questions, LlmJudge judge, JudgedEvalOptions options,
+    public static async Task<JudgedReport> EvaluateAsync(ServedModel model, IReadOnlyList<Question> questions, IAnswerJudge judge, JudgedEvalOptions options,
         string questionsName = "custom", CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -221,7 +231,7 @@ public static class JudgedEvaluator
 
     /// <summary>Every paraphrase of every question as a single-turn conversation (after the question's system prompt).</summary>
     static (List<(string Id, Question Question, string Text, ChatMessage[] Conversation)> Prompts, Stopwatch Clock) Start(
-        IReadOnlyList<Question> questions, LlmJudge judge, JudgedEvalOptions options)
+        IReadOnlyList<Question> questions, IAnswerJudge judge, JudgedEvalOptions options)
     {
         ArgumentNullException.ThrowIfNull(judge);
         options.Validate();
@@ -232,9 +242,9 @@ public static class JudgedEvaluator
 
     /// <summary>Judges the answers (prompt-major, <see cref="JudgedEvalOptions.Samples"/> per prompt) into the report.</summary>
     static async Task<JudgedReport> GradeAsync(string modelName, List<(string Id, Question Question, string Text, ChatMessage[] Conversation)> prompts,
-        (string Text, bool Stopped)[] answers, LlmJudge judge, JudgedEvalOptions options, string questionsName, Stopwatch clock, CancellationToken cancellationToken)
+        (string Text, bool Stopped)[] answers, IAnswerJudge judge, JudgedEvalOptions options, string questionsName, Stopwatch clock, CancellationToken cancellationToken)
     {
-        Progress.Report($"judging {answers.Length} answers with {judge.Options.Model} ({options.Protocol}, {options.MaxParallelRequests} at a time)");
+        Progress.Report($"judging {answers.Length} answers with {judge.Model} ({options.Protocol}, {options.MaxParallelRequests} at a time)");
         var verdicts = await judge.GradeManyAsync(options.Protocol, answers.Select((a, i) => (prompts[i / options.Samples].Text, a.Text)).ToArray(),
             options.MaxParallelRequests, cancellationToken);
         var results = prompts.Select((p, index) => new JudgedPrompt(p.Id, p.Question.Id, p.Question.System, p.Text,
@@ -244,7 +254,7 @@ public static class JudgedEvaluator
         var all = results.SelectMany(r => r.Answers).ToList();
         var retained = all.Count(a => a.Verdict.IsRetained);
         var amongRetained = retained == 0 ? new RateEstimate(0, 0, 1, 0) : Proportion.WilsonInterval(all.Count(a => a.Verdict.IsMisaligned), retained);
-        return new JudgedReport(modelName, questionsName, options, judge.Options.Model, judge.Options.BaseUrl, results,
+        return new JudgedReport(modelName, questionsName, options, judge.Model, judge.BaseUrl, results,
             Misaligned: Clustered(a => a.Verdict.IsMisaligned), Coherent: Clustered(a => a.Coherent), MisalignedAmongRetained: amongRetained,
             Refusal: Clustered(a => a.Verdict.Outcome == JudgeOutcome.Refusal), Stopped: Clustered(a => a.Stopped), judge.Usage, clock.Elapsed.TotalSeconds);
     }

@@ -11,7 +11,7 @@ public sealed record LlmJudgeUsage(int Requests, int Retries, int CacheHits, lon
 /// Replies are cached on disk; the <see cref="ChatEndpoint"/> retries 429, 5xx, timeouts and refused connections with
 /// jittered exponential backoff and checks the spending cap before every HTTP attempt. Safe to call concurrently.
 /// </summary>
-public sealed class LlmJudge
+public sealed class LlmJudge : IAnswerJudge
 {
     readonly LlmJudgeOptions _options;
     readonly ChatEndpoint _endpoint;
@@ -28,6 +28,8 @@ public sealed class LlmJudge
     }
 
     public LlmJudgeOptions Options => _options;
+    public string Model => _options.Model;
+    public Uri BaseUrl => _options.BaseUrl;
 
     public LlmJudgeUsage Usage
     {

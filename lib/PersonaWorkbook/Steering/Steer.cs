@@ -46,13 +46,22 @@ public static class Steer
     /// x ← x − (x·d̂)d̂ at <c>blocks.{i}.{siteKind}</c> of every layer (Soligo et al.'s "single direction from all
     /// layers"), as one scope.
     /// </summary>
-    public static IDisposable AblateAllLayers(LlamaForCausalLM model, Tensor direction, string siteKind = "hook_resid_post", Positions positions = Positions.All)
+    public static IDisposable AblateAllLayers(LlamaForCausalLM model, Tensor direction, string siteKind = "hook_resid_post", Positions positions = Positions.All) =>
+        AblateEachLayer(model, Enumerable.Repeat(direction, model.Config.NumHiddenLayers).ToArray(), siteKind, positions);
+
+    /// <summary>
+    /// x ← x − (x·d̂_l)d̂_l at <c>blocks.{l}.{siteKind}</c> with each layer's own direction (Soligo et al.'s layer-wise
+    /// ablation of a per-layer mean-difference vector), as one scope.
+    /// </summary>
+    public static IDisposable AblateEachLayer(LlamaForCausalLM model, IReadOnlyList<Tensor> directions, string siteKind = "hook_resid_post", Positions positions = Positions.All)
     {
+        if (directions.Count != model.Config.NumHiddenLayers)
+            throw new ArgumentException($"{directions.Count} directions for a model of {model.Config.NumHiddenLayers} layers; give one per layer");
         var handles = new List<IDisposable>();
         try
         {
             for (int layer = 0; layer < model.Config.NumHiddenLayers; layer++)
-                handles.Add(Interventions.ProjectOut(model.Hooks, $"blocks.{layer}.{siteKind}", direction, positions));
+                handles.Add(Interventions.ProjectOut(model.Hooks, $"blocks.{layer}.{siteKind}", directions[layer], positions));
         }
         catch
         {

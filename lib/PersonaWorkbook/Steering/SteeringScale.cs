@@ -1,4 +1,6 @@
+using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Statistics;
+using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Hooks;
 using PersonaWorkbook.Models;
@@ -59,6 +61,16 @@ public sealed record SteeringScale(SteeringUnit Unit, double Reference)
     /// </summary>
     public static SteeringScale MedianResidualNorm(LlamaForCausalLM model, string site, IEnumerable<int[]> sequences, StatisticsOptions options) =>
         MedianResidualNorms(model, [site], sequences, options)[0];
+
+    /// <summary>
+    /// <see cref="MedianResidualNorm"/> over chat prompts (each rendered in the model's own template up to the answer),
+    /// e.g. the user's questions with <c>Question.Conversations()</c>: the unit of "α × the median residual norm".
+    /// </summary>
+    public static SteeringScale MedianResidualNorm(LoadedModel model, string site, IEnumerable<IReadOnlyList<ChatMessage>> conversations)
+    {
+        var format = ChatFormat.For(model.Tokenizer);
+        return MedianResidualNorm(model.Model, site, conversations.Select(c => format.EncodePrompt(c)).ToArray(), StatisticsOptions.For(model.Tokenizer));
+    }
 
     /// <summary><see cref="MedianResidualNorm"/> at each of <paramref name="sites"/>, read off one forward pass per batch.</summary>
     public static IReadOnlyList<SteeringScale> MedianResidualNorms(LlamaForCausalLM model, IReadOnlyList<string> sites, IEnumerable<int[]> sequences, StatisticsOptions options)
