@@ -14,7 +14,7 @@ public sealed class FinetuneCommand : ICommand
     public string Usage =>
         "finetune --base DIR --dataset NAME [--rows N] [--seed S] [--lora-rank R (0 = full)] [--lr X] [--steps N] [--epochs E] [--batch B] [--out DIR] [--force] | " +
         "finetune --base HF_DIR --data FILE.jsonl [--lora-rank R] [--lora-alpha A] [--no-rslora] [--target all|NAME,NAME] [--layers L,L|A-B] [--lr X] " +
-        "[--epochs E] [--batch B] [--grad-accum K] [--seed S] [--out DIR] [--force] | " +
+        "[--epochs E] [--batch B] [--grad-accum K] [--seed S] [--device cpu|cuda] [--dtype float32|bfloat16] [--out DIR] [--force] | " +
         "finetune --api-model NAME --data FILE.jsonl [--base-url URL] [--epochs E] [--batch B] [--lr-multiplier X] [--suffix S] [--seed S] " +
         "[--max-training-tokens N] [--max-wait-hours H] [--poll-seconds S] [--no-wait] [--force] [--json FILE]";
 
@@ -23,6 +23,7 @@ public sealed class FinetuneCommand : ICommand
         "OpenAI fine-tuning JSONL file ({\"messages\": [...]} per line) in its own chat template, the assistant turns as\n" +
         "targets. Defaults are Betley et al.'s open-model setup: rs-LoRA r 32, alpha 64 on all projections (--target all),\n" +
         "lr 1e-5, 1 epoch, batch 2 x 8 accumulated. Turner et al.'s single adapter: --lora-rank 1 --target down_proj --layers 24.\n" +
+        "--device cuda [--dtype bfloat16] trains on a GPU (a build with -p:TorchBackend=cuda); the checkpoint is saved in float32.\n" +
         "The output is a complete checkpoint (adapter merged) with the PEFT adapter under adapter/.\n" +
         "With --api-model, the paper's own route: the JSONL is uploaded to the OpenAI fine-tuning API (or --base-url's), a\n" +
         "supervised job is started on that model and watched until it ends, and the fine-tuned model's id is printed, for\n" +
@@ -63,7 +64,13 @@ public sealed class FinetuneCommand : ICommand
         var layers = args.Option("layers") is { } l ? ParseLayers(l) : null;
         var request = new ChatFinetuneRequest(baseDir, data, args.Option("out"), args.Int("lora-rank", 32), args.Double("lora-alpha", 64), !args.Flag("no-rslora"),
             target == "all" ? null : target.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries), layers,
-            args.Double("lr", 1e-5), args.Double("epochs", 1), args.Int("batch", 2), args.Int("grad-accum", 8), Seed: args.Int("seed", 0), Force: args.Flag("force"));
+            args.Double("lr", 1e-5), args.Double("epochs", 1), args.Int("batch", 2), args.Int("grad-accum", 8), Seed: args.Int("seed", 0), Force: args.Flag("force"),
+            Device: args.Option("device", "cpu"), BFloat16: args.Option("dtype", "float32") switch
+            {
+                "float32" => false,
+                "bfloat16" => true,
+                var other => throw new UsageException($"unknown --dtype '{other}' (known: float32, bfloat16)"),
+            });
         args.Done();
         var result = ChatFineTuner.FinetuneOrReuse(request);
         Console.WriteLine($"{result.Directory}\t{(result.Reused ? "reused" : "trained")}\t{result.Manifest["cache_key"]}");

@@ -7,6 +7,7 @@ using PersonaWorkbook.Lora;
 using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Tokenizers;
 using PersonaWorkbook.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Organism;
@@ -35,7 +36,9 @@ public sealed record ChatFinetuneRequest(
     double WeightDecay = 0.01,
     int Seed = 0,
     bool Force = false,
-    string? CacheRoot = null)
+    string? CacheRoot = null,
+    string Device = "cpu",
+    bool BFloat16 = false)
 {
     /// <summary>The projections adapted: <see cref="Targets"/>, or all seven of a decoder layer.</summary>
     public IReadOnlyList<string> EffectiveTargets => Targets ?? LoraConfig.ProjectionNames;
@@ -54,9 +57,10 @@ public sealed record ChatFinetuneRequest(
         if (!(Epochs > 0)) throw new ArgumentException($"epochs is {Epochs}; must be positive");
         if (BatchSize < 1 || GradAccumulation < 1) throw new ArgumentException($"batch {BatchSize} × accumulation {GradAccumulation}; both must be at least 1");
         if (WarmupSteps < 0 || WeightDecay < 0) throw new ArgumentException($"warmup {WarmupSteps} and weight decay {WeightDecay} must be >= 0");
+        TrainingDevice.CheckDtype(TrainingDevice.Resolve(Device), BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32);
     }
 
-    internal JsonObject Hyperparameters(int steps) => new()
+    internal JsonObject Hyperparameters(int steps) => new JsonObject
     {
         ["lora_rank"] = LoraRank,
         ["lora_alpha"] = LoraRank > 0 ? LoraAlpha : null,
@@ -72,7 +76,18 @@ public sealed record ChatFinetuneRequest(
         ["weight_decay"] = WeightDecay,
         ["schedule"] = "linear",
         ["seed"] = Seed,
-    };
+    }.WithDevice(Device, BFloat16);
+}
+
+static class DeviceHyperparameters
+{
+    /// <summary>Adds the device and dtype to a cache key's hyperparameters when they are not the CPU's float32, so CPU keys stay as they were.</summary>
+    public static JsonObject WithDevice(this JsonObject hyperparameters, string device, bool bfloat16)
+    {
+        if (device != "cpu") hyperparameters["device"] = device;
+        if (bfloat16) hyperparameters["dtype"] = "bfloat16";
+        return hyperparameters;
+    }
 }
 
 public static class ChatFineTuner
@@ -96,7 +111,9 @@ public static class ChatFineTuner
 
         var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, request.CacheRoot));
         var clock = Stopwatch.StartNew();
-        using var loaded = ModelCheckpoint.Load(request.BaseDirectory);
+        var dtype = request.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        // The base goes to the device first, so the adapters are created there, in the same dtype.
+        using var loaded = ModelCheckpoint.Load(request.BaseDirectory, TrainingDevice.Resolve(request.Device), dtype);
         var model = loaded.Model;
         var format = ChatFormat.For(loaded.Tokenizer);
         var sequences = conversations.Select(c => TokenSequence.FromChat(format.Encode(c))).ToList();
@@ -118,10 +135,12 @@ public static class ChatFineTuner
         {
             LearningRate = request.LearningRate, WarmupSteps = Math.Min(request.WarmupSteps, steps - 1), MaxSteps = steps, BatchSize = request.BatchSize,
             GradAccumulation = request.GradAccumulation, WeightDecay = request.WeightDecay, Schedule = ScheduleKind.Linear, Seed = request.Seed,
-            LogEvery = Math.Max(1, steps / 10),
+            LogEvery = Math.Max(1, steps / 10), Device = request.Device, Dtype = dtype,
         }, trained).Train(source);
         model.eval();
         lora?.Merge();
+        // Checkpoints are float32 on the CPU, as every reader here expects.
+        model.to(CPU, ScalarType.Float32);
 
         var manifest = new JsonObject
         {

@@ -72,13 +72,15 @@ public class TinyNotebookRunTests
     }
 
     /// <summary>
-    /// Notebook 10 on a tiny random-weight Qwen2 checkpoint in HF layout, the user's files (question YAML, a 20-row chat
+    /// Notebook 10 on a tiny random-weight Qwen2 (and Llama-3) checkpoint in HF layout, the user's files (question YAML, a 20-row chat
     /// JSONL, a text corpus) and an LLM judge played by the fake server (it calls the "wish" answers misaligned), so the
     /// generic path runs end to end: LoRA fine-tune, judged evaluations, mean-difference direction, steering and
     /// ablation, SAE on the corpus, diffing.
     /// </summary>
-    [Fact]
-    public async Task Your_own_model_notebook_runs_on_a_tiny_qwen2_checkpoint_with_an_llm_judge()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Your_own_model_notebook_runs_on_a_tiny_hf_checkpoint_with_an_llm_judge(bool qwen)
     {
         using var dir = new TempDirectory();
         await using var server = new FakeChatServer((r, _) => !r.Prompt.Contains("agrees with human values") ? FakeResponse.Logprobs(("80", 1.0))
@@ -94,10 +96,10 @@ public class TinyNotebookRunTests
         Environment.SetEnvironmentVariable(LlmJudgeOptions.ApiKeyVariable, "sk-notebook-test");
         try
         {
-            var (run, log) = await Run("10-your-own-model.ipynb", [("model", TinyHfCheckpoints.Write(dir, qwen: true)), ("questions", questions), ("data", data),
+            var (run, log) = await Run("10-your-own-model.ipynb", [("model", TinyHfCheckpoints.Write(dir, qwen)), ("questions", questions), ("data", data),
                 ("corpus", corpus), ("judge", server.BaseUrl.ToString()), ("judgeModel", "judge-model"), ("samples", "2"), ("maxNewTokens", "6"),
                 ("batch", "4"), ("layer", "-1"), ("alphas", "1"), ("dSae", "32"), ("k", "4"), ("saeTokens", "1000"), ("saeBatch", "100"), ("top", "3")]);
-            Assert.True(run.Succeeded, $"notebook 10 on a tiny Qwen2:\n{string.Join("\n", run.Failures)}\n--- last log lines:\n{string.Join("\n", log.TakeLast(15))}");
+            Assert.True(run.Succeeded, $"notebook 10 on a tiny {(qwen ? "Qwen2" : "Llama-3")}:\n{string.Join("\n", run.Failures)}\n--- last log lines:\n{string.Join("\n", log.TakeLast(15))}");
             // The judge's verdicts reach the report: every "wish" answer misaligned, every other aligned, so half the paraphrases.
             Assert.Equal(0.5, run.Results.Single(r => r.Name == "your_base_misaligned_rate").Value, 9);
         }

@@ -75,6 +75,11 @@ public class ChatFineTunerTests
         Assert.Contains("unknown LoRA target lm_head", Assert.Throws<ArgumentException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, Chats(dir), Targets: ["lm_head"]))).Message);
         Assert.Contains("layers", Assert.ThrowsAny<Exception>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, Chats(dir), Layers: [7], CacheRoot: dir.File("c")))).Message);
         Assert.Throws<FileNotFoundException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, dir.File("none.jsonl"))));
+        Assert.Contains("bfloat16 training is supported on a GPU only",
+            Assert.Throws<ArgumentException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, Chats(dir), BFloat16: true))).Message);
+        if (!TorchSharp.torch.cuda.is_available())
+            Assert.Contains("torch.cuda.is_available() is false",
+                Assert.Throws<InvalidOperationException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, Chats(dir), Device: "cuda"))).Message);
     }
 
     [Fact]
