@@ -46,6 +46,6 @@ public class SaeInNotebookTests(TinyOrganismFixture tiny)
     {
         Assert.Equal("false", AppContext.GetData("System.GC.Concurrent")?.ToString(), ignoreCase: true);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "workbook.runtimeconfig.json")))!;
-        Assert.Equal(false, config["runtimeOptions"]!["configProperties"]!["System.GC.Concurrent"]!.GetValue<bool>());
+        Assert.False(config["runtimeOptions"]!["configProperties"]!["System.GC.Concurrent"]!.GetValue<bool>());
     }
 }
