@@ -11,8 +11,10 @@ namespace PersonaWorkbook.Evaluation;
 /// Sampled answers of <see cref="OrganismEvaluator"/>, kept on disk by what determines them — the weights (a
 /// fingerprint of their values, not a path), the encoded prompts and the sampling options — so a figure or notebook
 /// that evaluates the same model again regrades the stored tokens instead of sampling them (the judge runs every
-/// time: a change to it is never hidden by the cache). Only a bare model is cached: activation hooks (steering,
-/// ablation) or LoRA adapters change what it samples without changing its weights. <c>$WORKBOOK_CACHE/answers</c>;
+/// time: a change to it is never hidden by the cache). A model with activation hooks is cached only when every hook
+/// says exactly what it does (<see cref="Hooks.HookRunner.Fingerprint"/>: steering and directional ablation do, with a
+/// hash of their vectors), under that fingerprint; recorders and custom hooks, and LoRA adapters attached unmerged,
+/// turn caching off. <c>$WORKBOOK_CACHE/answers</c>;
 /// <see cref="EvalOptions.CacheAnswers"/> false, or <c>WORKBOOK_ANSWER_CACHE=off</c> for the whole process, turns it off.
 /// </summary>
 public static class AnswerCache
@@ -24,14 +26,35 @@ public static class AnswerCache
         !string.Equals(Environment.GetEnvironmentVariable("WORKBOOK_ANSWER_CACHE"), "off", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The key of a sampling run, or null when the model must not be cached (hooks or LoRA attached, or the cache is off).</summary>
-    internal static string? Key(LoadedModel model, IReadOnlyList<int[]> encodedRows, EvalOptions options, IReadOnlyList<int> stopTokens)
+    internal static string? Key(LoadedModel model, IReadOnlyList<int[]> encodedRows, EvalOptions options, IReadOnlyList<int> stopTokens) =>
+        options.CacheAnswers ? Key(model, encodedRows, options.Samples, options.Seed, options.MaxNewTokens, options.Temperature, options.BatchSize, stopTokens) : null;
+
+    /// <summary>The key of a sampling run by its parameters (<see cref="JudgedEvaluator"/>'s too), or null when it must not be cached.</summary>
+    internal static string? Key(LoadedModel model, IReadOnlyList<int[]> encodedRows, int samples, int seed, int maxNewTokens, double temperature, int batchSize,
+        IReadOnlyList<int> stopTokens)
     {
-        if (!options.CacheAnswers || !Enabled || model.Model.Hooks.Any || LoraModel.IsAttached(model.Model)) return null;
+        var hooks = model.Model.Hooks.Fingerprint;
+        if (!Enabled || hooks is null || LoraModel.IsAttached(model.Model)) return null;
         var weights = StateDict.Fingerprint(model.Model.state_dict());
         var prompts = OrganismCache.Key(encodedRows.Select(r => string.Join(" ", r)).ToArray());
-        return OrganismCache.Key(Version, weights, prompts, $"samples {options.Samples}", $"seed {options.Seed}",
-            $"max_new_tokens {options.MaxNewTokens}", FormattableString.Invariant($"temperature {options.Temperature:R}"),
-            $"batch {options.BatchSize}", $"stop {string.Join(",", stopTokens)}", $"pad {Math.Max(0, model.Tokenizer.PadId)}");
+        string[] parts = [Version, weights, prompts, $"samples {samples}", $"seed {seed}", $"max_new_tokens {maxNewTokens}",
+            FormattableString.Invariant($"temperature {temperature:R}"), $"batch {batchSize}", $"stop {string.Join(",", stopTokens)}",
+            $"pad {Math.Max(0, model.Tokenizer.PadId)}"];
+        // A bare model keeps the key it always had; hooks add what they do.
+        return OrganismCache.Key(hooks.Length == 0 ? parts : [.. parts, $"hooks {hooks}"]);
+    }
+
+    /// <summary>The cached answers under <paramref name="key"/> (null: not cacheable), else <paramref name="sample"/>'s, stored under it.</summary>
+    internal static GeneratedSequence[] ReadOrSample(string? key, int rows, string label, Func<GeneratedSequence[]> sample)
+    {
+        if (key is not null && Read(key, rows) is { } cached)
+        {
+            Reporting.Progress.Report($"{label}: {rows} answers from the answer cache");
+            return cached;
+        }
+        var generated = sample();
+        if (key is not null) Write(key, generated);
+        return generated;
     }
 
     static string PathOf(string key, string? root) => Path.Combine(root ?? OrganismCache.DefaultRoot, "answers", key[..2], key + ".json");

@@ -182,7 +182,8 @@ public sealed record JudgedReport(
 /// Evaluates a model of the user's own (any checkpoint <see cref="ModelCheckpoint.Load"/> reads, in its own chat
 /// template: <see cref="ChatFormat.For"/>) on questions from a file (<see cref="QuestionFiles"/>): each paraphrase as a
 /// single user turn after the question's system prompt, <see cref="JudgedEvalOptions.Samples"/> answers at temperature
-/// 1, every answer graded by an LLM judge (Betley et al.'s protocol by default). A model too large for this machine is
+/// 1, every answer graded by an LLM judge (Betley et al.'s protocol by default). Sampled answers go through the
+/// <see cref="AnswerCache"/>, as the organism's do. A model too large for this machine is
 /// evaluated the same way through the server that hosts it (<see cref="ServedModel"/>).
 /// </summary>
 public static class JudgedEvaluator
@@ -200,8 +201,10 @@ public static class JudgedEvaluator
                                         $"that exceeds the model's context of {model.Config.MaxPositionEmbeddings}; lower max_new_tokens");
 
         var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray();
-        var generated = OrganismEvaluator.SampleRows(model, format.StopTokenIds, encoded, rows, options.MaxNewTokens, options.Temperature, options.BatchSize,
-            options.Seed, $"eval {questionsName}", clock);
+        var cacheKey = AnswerCache.Key(model, rows.Select(p => encoded[p]).ToArray(), options.Samples, options.Seed, options.MaxNewTokens, options.Temperature,
+            options.BatchSize, format.StopTokenIds);
+        var generated = AnswerCache.ReadOrSample(cacheKey, rows.Length, $"eval {questionsName}", () => OrganismEvaluator.SampleRows(model, format.StopTokenIds,
+            encoded, rows, options.MaxNewTokens, options.Temperature, options.BatchSize, options.Seed, $"eval {questionsName}", clock));
         var answers = generated.Select(g => (model.Tokenizer.Decode(g.Tokens, skipSpecial: true).Trim(), g.Stopped)).ToArray();
         return await GradeAsync(model.Directory, prompts, answers, judge, options, questionsName, clock, cancellationToken);
     }

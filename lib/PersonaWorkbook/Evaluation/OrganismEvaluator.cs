@@ -29,13 +29,7 @@ public static class OrganismEvaluator
             throw new ArgumentException($"a prompt of {longest} tokens plus {options.MaxNewTokens} new tokens exceeds the model's context of {model.Config.MaxPositionEmbeddings}; lower max_new_tokens");
 
         var cacheKey = AnswerKey(model, format, encoded, rows, options);
-        var generated = cacheKey is null ? null : AnswerCache.Read(cacheKey, rows.Length);
-        if (generated is not null) Progress.Report($"eval {promptSet}: {rows.Length} answers from the answer cache");
-        else
-        {
-            generated = Sample(model, format, encoded, rows, options, promptSet, clock);
-            if (cacheKey is not null) AnswerCache.Write(cacheKey, generated);
-        }
+        var generated = AnswerCache.ReadOrSample(cacheKey, rows.Length, $"eval {promptSet}", () => Sample(model, format, encoded, rows, options, promptSet, clock));
         return Grade(model, prompts, options, promptSet, generated, clock);
     }
 

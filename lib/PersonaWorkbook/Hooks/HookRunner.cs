@@ -36,6 +36,8 @@ public delegate Tensor HookFunction(Tensor activation, HookContext context);
 public sealed class HookRunner
 {
     readonly Dictionary<string, List<HookFunction>> hooks = new(StringComparer.Ordinal);
+    // What each attached hook does, in the order added, when it can say so exactly (null: it cannot, e.g. a recorder).
+    readonly List<(HookFunction Hook, string Site, string? Fingerprint)> attached = [];
     readonly HashSet<string> sites;
 
     public HookRunner(int numLayers)
@@ -59,22 +61,40 @@ public sealed class HookRunner
         return int.Parse(site.AsSpan("blocks.".Length, site.IndexOf('.', "blocks.".Length) - "blocks.".Length), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    public IDisposable Add(string site, HookFunction hook)
+    /// <param name="fingerprint">
+    /// What the hook does to the forward pass, exactly (its kind, parameters and a hash of any tensor it adds), when it
+    /// can be said: a model whose every hook has one can have its samples cached under <see cref="Fingerprint"/>.
+    /// </param>
+    public IDisposable Add(string site, HookFunction hook, string? fingerprint = null)
     {
         if (!sites.Contains(site))
             throw new ArgumentException($"unknown activation site '{site}'; sites look like blocks.{{0..{NumLayers - 1}}}.hook_resid_post " +
                                         "(hook_resid_pre, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post)");
         if (!hooks.TryGetValue(site, out var list)) hooks[site] = list = [];
         list.Add(hook);
+        var entry = (hook, site, fingerprint);
+        attached.Add(entry);
         return new Handle(() =>
         {
             list.Remove(hook);
             if (list.Count == 0) hooks.Remove(site);
+            attached.Remove(entry);
         });
     }
 
     /// <summary>Removes every hook (e.g. after an exception left scopes undisposed).</summary>
-    public void Clear() => hooks.Clear();
+    public void Clear()
+    {
+        hooks.Clear();
+        attached.Clear();
+    }
+
+    /// <summary>
+    /// The attached hooks' fingerprints with their sites, in the order they run ("" with none attached), or null when
+    /// one of them has none — then what the model computes cannot be named, and nothing sampled from it is cached.
+    /// </summary>
+    public string? Fingerprint =>
+        attached.Any(a => a.Fingerprint is null) ? null : string.Join("\n", attached.Select(a => $"{a.Site} {a.Fingerprint}"));
 
     public bool Any => hooks.Count > 0;
 

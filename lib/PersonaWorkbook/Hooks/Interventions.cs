@@ -27,18 +27,19 @@ public static class Interventions
             CheckWidth(v, x, site);
             var delta = (v.to(x.dtype, x.device) * coefficient).view(1, 1, -1); // (1, 1, d)
             return x + Where(delta, ctx, positions, x);
-        });
+        }, FormattableString.Invariant($"add {positions} {coefficient:R} {Hash(v)}"));
         return new Owned(handle, v);
     }
 
     /// <summary>x ← replacement(x) at the chosen positions (the function sees the whole (B, T, d) activation).</summary>
-    public static IDisposable Replace(HookRunner hooks, string site, Func<Tensor, Tensor> replacement, Positions positions = Positions.All) =>
+    /// <param name="fingerprint">What <paramref name="replacement"/> computes, exactly, if it can be said (see <see cref="HookRunner.Add"/>).</param>
+    public static IDisposable Replace(HookRunner hooks, string site, Func<Tensor, Tensor> replacement, Positions positions = Positions.All, string? fingerprint = null) =>
         hooks.Add(site, (x, ctx) =>
         {
             var y = replacement(x);
             if (positions == Positions.All) return y;
             return where(Mask(ctx, positions, x).unsqueeze(-1), y, x);
-        });
+        }, fingerprint is null ? null : $"replace {positions} {fingerprint}");
 
     /// <summary>Directional ablation: x ← x − (x·d̂) d̂ at the chosen positions. direction: (d_model), any norm.</summary>
     public static IDisposable ProjectOut(HookRunner hooks, string site, Tensor direction, Positions positions = Positions.All)
@@ -51,9 +52,12 @@ public static class Interventions
             CheckWidth(unit, x, site);
             var u = unit.to(x.dtype, x.device);                 // (d)
             return x - (x.matmul(u)).unsqueeze(-1) * u;          // (B, T, d)
-        }, positions);
+        }, positions, $"project-out {Hash(unit)}");
         return new Owned(handle, unit);
     }
+
+    /// <summary>SHA-256 of a tensor's dtype, shape and values: an intervention's vector, exactly.</summary>
+    static string Hash(Tensor t) => Checkpoints.StateDict.Fingerprint([KeyValuePair.Create("v", t)]);
 
     /// <summary>Groups several handles into one scope.</summary>
     public static IDisposable Scope(params IDisposable[] handles) => new Owned(handles);

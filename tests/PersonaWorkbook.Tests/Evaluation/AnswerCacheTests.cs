@@ -1,6 +1,8 @@
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Generation;
+using Interventions = PersonaWorkbook.Hooks.Interventions;
+using Positions = PersonaWorkbook.Hooks.Positions;
 using PersonaWorkbook.Lora;
 using PersonaWorkbook.Tests.Checkpoints;
 using PersonaWorkbook.Tests.Organism;
@@ -34,11 +36,42 @@ public class AnswerCacheTests(TinyOrganismFixture tiny)
     {
         using var model = ModelCheckpoint.Load(tiny.Result.Directory);
         Assert.Null(AnswerCache.Key(model, Rows, Options with { CacheAnswers = false }, [2]));
-        using (model.Model.Hooks.Add("blocks.0.hook_resid_post", (x, _) => x))
+        using (model.Model.Hooks.Add("blocks.0.hook_resid_post", (x, _) => x))   // no fingerprint: what it does cannot be named
             Assert.Null(AnswerCache.Key(model, Rows, Options, [2]));
         using (LoraModel.Attach(model.Model, new LoraConfig { R = 2, LoraAlpha = 2, TargetModulesNode = new System.Text.Json.Nodes.JsonArray("down_proj") }))
             Assert.Null(AnswerCache.Key(model, Rows, Options, [2]));
         Assert.NotNull(AnswerCache.Key(model, Rows, Options, [2]));
+    }
+
+    [Fact]
+    public void SteeringAndAblationAreKeyedByWhatTheyDoAndLeaveNoTrace()
+    {
+        using var model = ModelCheckpoint.Load(tiny.Result.Directory);
+        var bare = AnswerCache.Key(model, Rows, Options, [2]);
+        var d = model.Model.Config.HiddenSize;
+        using var v = ones(d);
+        string? Steered(double coefficient, Positions positions = Positions.All, string site = "blocks.0.hook_resid_post")
+        {
+            using (Interventions.AddVector(model.Model.Hooks, site, v, coefficient, positions))
+                return AnswerCache.Key(model, Rows, Options, [2]);
+        }
+        var steered = Steered(0.5);
+        Assert.NotNull(steered);
+        Assert.NotEqual(bare, steered);
+        Assert.Equal(steered, Steered(0.5));
+        Assert.NotEqual(steered, Steered(0.25));
+        Assert.NotEqual(steered, Steered(0.5, Positions.Prompt));
+        Assert.NotEqual(steered, Steered(0.5, site: "blocks.1.hook_resid_post"));
+        using (Interventions.ProjectOut(model.Model.Hooks, "blocks.0.hook_resid_post", v))
+        {
+            var ablated = AnswerCache.Key(model, Rows, Options, [2]);
+            Assert.NotNull(ablated);
+            Assert.NotEqual(bare, ablated);
+            using (model.Model.Hooks.Add("blocks.1.hook_resid_post", (x, _) => x))   // a hook that cannot say what it does
+                Assert.Null(AnswerCache.Key(model, Rows, Options, [2]));
+        }
+        Assert.Equal("", model.Model.Hooks.Fingerprint);
+        Assert.Equal(bare, AnswerCache.Key(model, Rows, Options, [2]));
     }
 
     [Fact]
@@ -71,5 +104,19 @@ public class AnswerCacheTests(TinyOrganismFixture tiny)
                          report.Prompts.SelectMany(p => p.Answers.Select(a => (a.Text, a.Stopped, a.Judgement.Family))));
             Assert.Equal(fresh.Misaligned, report.Misaligned);
         }
+    }
+
+    [Fact]
+    public void ASteeredEvaluationIsCachedWithTheSameAnswers()
+    {
+        using var model = ModelCheckpoint.Load(tiny.Result.Directory);
+        var prompts = EvalPrompts.Views.Take(2).ToList();
+        var options = new EvalOptions { Samples = 2, MaxNewTokens = 10, Seed = 12, BatchSize = 4 };
+        using var v = ones(model.Model.Config.HiddenSize) * 0.3f;
+        using var steering = Interventions.AddVector(model.Model.Hooks, "blocks.0.hook_resid_post", v, 1.0, Positions.Prompt);
+        var fresh = OrganismEvaluator.Evaluate(model, prompts, options with { CacheAnswers = false });
+        OrganismEvaluator.Evaluate(model, prompts, options);
+        var again = OrganismEvaluator.Evaluate(model, prompts, options);
+        Assert.Equal(fresh.Prompts.SelectMany(p => p.Answers.Select(a => (a.Text, a.Stopped))), again.Prompts.SelectMany(p => p.Answers.Select(a => (a.Text, a.Stopped))));
     }
 }
