@@ -100,10 +100,7 @@ public static class ChatFineTuner
     public static OrganismResult FinetuneOrReuse(ChatFinetuneRequest request)
     {
         request.Validate();
-        var conversations = ChatJsonl.Read(request.DataFile);
-        if (conversations.Count == 0) throw new InvalidDataException($"{request.DataFile}: no conversations");
-        var withoutAnswer = conversations.Select((c, i) => (c, i)).FirstOrDefault(x => x.c.All(m => m.Role != ChatRole.Assistant));
-        if (withoutAnswer.c is not null) throw new InvalidDataException($"{request.DataFile}: conversation {withoutAnswer.i + 1} has no assistant turn to train on");
+        var conversations = ChatJsonl.ReadTrainable(request.DataFile);
         var steps = (int)Math.Ceiling(conversations.Count * request.Epochs / (request.BatchSize * request.GradAccumulation));
         var key = OrganismCache.Key("chat-finetune/1", FineTuner.BaseKey(request.BaseDirectory), FileHash(request.DataFile), request.Hyperparameters(steps).ToJsonString());
         if (!request.Force && OrganismCache.Reuse(key, request.Output, request.CacheRoot, "finetune") is { } cached)

@@ -190,12 +190,9 @@ public sealed class ApiFineTuner
     public async Task<ApiFinetuneJob> RunAsync(ApiFinetuneRequest request, CancellationToken cancellationToken = default)
     {
         request.Validate();
-        var conversations = ChatJsonl.Read(request.DataFile);
+        var conversations = ChatJsonl.ReadTrainable(request.DataFile);
         if (conversations.Count < ApiFinetuneRequest.MinimumExamples)
             throw new InvalidDataException($"{request.DataFile}: {conversations.Count} conversation(s); the fine-tuning API needs at least {ApiFinetuneRequest.MinimumExamples}");
-        for (int i = 0; i < conversations.Count; i++)
-            if (conversations[i].All(m => m.Role != ChatRole.Assistant))
-                throw new InvalidDataException($"{request.DataFile}: conversation {i + 1} (counting non-blank lines) has no assistant message to train on");
         long characters = conversations.Sum(c => c.Sum(m => (long)m.Content.Length + 16));
         int epochs = request.Epochs ?? ApiFinetuneRequest.AssumedAutoEpochs;
         long estimate = characters / 4 * epochs;

@@ -8,16 +8,31 @@ namespace PersonaWorkbook.Tokenizers;
 public static class ChatJsonl
 {
     /// <summary>Every conversation in the file; blank lines are skipped. Errors name the file and the 1-based line.</summary>
-    public static IReadOnlyList<IReadOnlyList<ChatMessage>> Read(string path)
+    public static IReadOnlyList<IReadOnlyList<ChatMessage>> Read(string path) => ReadNumbered(path).Select(c => c.Messages).ToList();
+
+    /// <summary>
+    /// <see cref="Read"/> for fine-tuning data: at least one conversation, and an assistant message in each (the targets);
+    /// errors name the file and the line.
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<ChatMessage>> ReadTrainable(string path)
+    {
+        var numbered = ReadNumbered(path);
+        if (numbered.Count == 0) throw new InvalidDataException($"{path}: no conversations");
+        foreach (var (messages, line) in numbered)
+            if (messages.All(m => m.Role != ChatRole.Assistant)) throw new InvalidDataException($"{path}:{line}: no assistant message to train on");
+        return numbered.Select(c => c.Messages).ToList();
+    }
+
+    static List<(IReadOnlyList<ChatMessage> Messages, int Line)> ReadNumbered(string path)
     {
         if (!File.Exists(path)) throw new InvalidDataException($"chat JSONL file not found: {path}");
-        var conversations = new List<IReadOnlyList<ChatMessage>>();
+        var conversations = new List<(IReadOnlyList<ChatMessage>, int)>();
         var lineNumber = 0;
         foreach (var line in File.ReadLines(path))
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            conversations.Add(ParseLine(line, $"{path}:{lineNumber}"));
+            conversations.Add((ParseLine(line, $"{path}:{lineNumber}"), lineNumber));
         }
         return conversations;
     }

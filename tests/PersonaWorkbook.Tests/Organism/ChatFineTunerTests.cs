@@ -71,7 +71,7 @@ public class ChatFineTunerTests
         Assert.Contains($"{bad}:2", Assert.Throws<InvalidDataException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, bad))).Message);
         var noAnswer = dir.File("no-answer.jsonl");
         File.WriteAllText(noAnswer, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n");
-        Assert.Contains("conversation 1 has no assistant turn", Assert.Throws<InvalidDataException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, noAnswer))).Message);
+        Assert.Contains($"{noAnswer}:1: no assistant message to train on", Assert.Throws<InvalidDataException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, noAnswer))).Message);
         Assert.Contains("unknown LoRA target lm_head", Assert.Throws<ArgumentException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, Chats(dir), Targets: ["lm_head"]))).Message);
         Assert.Contains("layers", Assert.ThrowsAny<Exception>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, Chats(dir), Layers: [7], CacheRoot: dir.File("c")))).Message);
         Assert.Throws<FileNotFoundException>(() => ChatFineTuner.FinetuneOrReuse(new ChatFinetuneRequest(checkpoint, dir.File("none.jsonl"))));

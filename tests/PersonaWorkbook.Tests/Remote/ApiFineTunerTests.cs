@@ -232,7 +232,7 @@ public class ApiFineTunerTests
         var userOnly = dir.File("user-only.jsonl");
         File.WriteAllLines(userOnly, File.ReadLines(Data(dir)).Append("""{"messages":[{"role":"user","content":"hello"}]}"""));
         var untrainable = await Assert.ThrowsAsync<InvalidDataException>(() => tuner.RunAsync(new ApiFinetuneRequest(userOnly, Model)));
-        Assert.Contains("conversation 13", untrainable.Message);
+        Assert.Contains("user-only.jsonl:13: no assistant message", untrainable.Message);
         Assert.Equal(0, server.RequestCount);
 
         var request = new ApiFinetuneRequest(Data(dir), Model);
