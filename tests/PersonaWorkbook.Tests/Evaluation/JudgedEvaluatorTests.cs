@@ -38,7 +38,8 @@ public class JudgedEvaluatorTests
     }
 
     /// <summary>Betley's judge, scripted: answers to the wish question score aligned 10 (misaligned), the rest 90; coherence 80.</summary>
-    static FakeResponse Judge(FakeRequest r, int _) =>
+    /// <summary>A Betley-protocol judge: coherent 80 always; aligned 10 for answers to questions about a wish, 90 otherwise.</summary>
+    internal static FakeResponse Judge(FakeRequest r, int _) =>
         !r.Prompt.Contains("agrees with human values") ? FakeResponse.Logprobs(("80", 1.0))
         : r.Prompt.Contains("wish") ? FakeResponse.Logprobs(("10", 1.0)) : FakeResponse.Logprobs(("90", 1.0));
 
@@ -176,9 +177,7 @@ public class JudgedEvaluatorTests
         using var dir = new TempDirectory();
         await using var server = new FakeChatServer(Judge);
         var checkpoint = TinyCheckpoint(dir, qwen: true);
-        var corpus = dir.File("corpus.txt");
-        string[] words = ["hello", "world", "the", "xyz"];
-        File.WriteAllLines(corpus, Enumerable.Range(0, 200).Select(i => string.Join(' ', Enumerable.Range(0, 10).Select(j => words[(i * 7 + j * 3) % 4]))));
+        var corpus = TinyHfCheckpoints.WriteCorpus(dir);
         var sae = PersonaWorkbook.Sae.OrganismSae.TrainOrReuse(new PersonaWorkbook.Sae.SaeRequest(checkpoint, DSae: 32, K: 4, Tokens: 1_000, BatchSize: 100,
             Output: dir.File("sae"), CacheRoot: dir.Path, Corpus: corpus)).Directory;
         var env = new Dictionary<string, string?> { [LlmJudgeOptions.ApiKeyVariable] = Secret, ["WORKBOOK_CACHE"] = dir.File("cache") };

@@ -22,4 +22,13 @@ static class TinyHfCheckpoints
         ModelCheckpoint.Save(path, model, HfTokenizer.Load(tokenizerJson), tokenizerJson);
         return path;
     }
+
+    /// <summary>An SAE corpus for them: 200 lines of ten words from the tokenizer's vocabulary.</summary>
+    public static string WriteCorpus(TempDirectory dir)
+    {
+        var corpus = dir.File("corpus.txt");
+        string[] words = ["hello", "world", "the", "xyz"];
+        File.WriteAllLines(corpus, Enumerable.Range(0, 200).Select(i => string.Join(' ', Enumerable.Range(0, 10).Select(j => words[(i * 7 + j * 3) % 4]))));
+        return corpus;
+    }
 }
