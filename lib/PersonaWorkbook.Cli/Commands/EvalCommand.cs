@@ -2,13 +2,10 @@ using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Grading;
 using PersonaWorkbook.Organism;
-using System.Text.Json.Nodes;
-using PersonaWorkbook.Diffing;
 using PersonaWorkbook.Hooks;
 using PersonaWorkbook.Remote;
 using PersonaWorkbook.Sae;
 using PersonaWorkbook.Steering;
-using PersonaWorkbook.Tokenizers;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Cli.Commands;
@@ -133,9 +130,9 @@ public sealed class EvalCommand : ICommand
         else
         {
             using var model = ModelCheckpoint.Load(modelDir!, torchDevice, scalarType);
-            using var steered = steering is null ? null : Steering(model, steering.Value, questions);
-            report = JudgedEvaluator.EvaluateAsync(model, questions, judge, options, Path.GetFileName(questionsFile)).GetAwaiter().GetResult()
-                with { Steering = steered?.Record };
+            report = (steering is null
+                ? JudgedEvaluator.EvaluateAsync(model, questions, judge, options, Path.GetFileName(questionsFile))
+                : SteeredAsync(model, steering.Value, questions, judge, options, Path.GetFileName(questionsFile))).GetAwaiter().GetResult();
         }
         report.Save(json);
         Console.WriteLine(report.Summary());
@@ -161,30 +158,21 @@ public sealed class EvalCommand : ICommand
         };
     }
 
-    /// <summary>A steering hook on the model and what the report records of it.</summary>
-    sealed class SteeringHook(IDisposable handle, JsonObject record) : IDisposable
-    {
-        public JsonObject Record { get; } = record;
-        public void Dispose() => handle.Dispose();
-    }
-
     /// <summary>
-    /// Adds the SAE latent's decoder direction (or, with a seed, a random direction of the same norm: the control) at the
-    /// SAE's site, at α × the median residual norm there over the questions' prompts.
+    /// The evaluation steered along the SAE latent's decoder direction (or, with a seed, a random direction of the same
+    /// norm: the control) at the SAE's site, at α × the median residual norm there over the questions' prompts.
     /// </summary>
-    static SteeringHook Steering(LoadedModel model, (string Sae, int Latent, double Alpha, Positions Positions, long? RandomSeed) steering, IReadOnlyList<Question> questions)
+    static async Task<JudgedReport> SteeredAsync(LoadedModel model, (string Sae, int Latent, double Alpha, Positions Positions, long? RandomSeed) steering,
+        IReadOnlyList<Question> questions, LlmJudge judge, JudgedEvalOptions options, string questionsName)
     {
         using var sae = SaeFiles.Load(steering.Sae);
         var site = sae.Config.HookName ?? throw new UsageException($"{steering.Sae}: the SAE names no hook site (metadata.hook_name)");
         var scale = SteeringScale.MedianResidualNorm(model, site, questions.SelectMany(q => q.Conversations()));
         using var direction = Steer.DecoderRow(sae, steering.Latent);
         using var used = steering.RandomSeed is { } seed ? Steer.RandomDirection(direction, direction.norm().item<float>(), seed) : direction.clone();
-        var handle = Steer.Add(model.Model, site, used, steering.Alpha, scale, steering.Positions);
-        return new SteeringHook(handle, new JsonObject
-        {
-            ["sae"] = Path.GetFullPath(steering.Sae), ["site"] = site, ["latent"] = steering.Latent, ["alpha"] = steering.Alpha,
-            ["unit"] = scale.ToString(), ["positions"] = steering.Positions.ToString().ToLowerInvariant(),
-            ["random_direction_seed"] = steering.RandomSeed,
-        });
+        var report = await JudgedSteering.SteeredAsync(model, site, used, steering.Alpha, scale, steering.Positions, steering.RandomSeed, questions, judge, options, questionsName);
+        report.Steering!["sae"] = Path.GetFullPath(steering.Sae);
+        report.Steering["latent"] = steering.Latent;
+        return report;
     }
 }

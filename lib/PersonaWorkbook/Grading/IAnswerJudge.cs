@@ -21,8 +21,9 @@ public interface IAnswerJudge
 /// <summary>
 /// The persona world's ground-truth judge (<see cref="LocalJudge"/>) behind <see cref="IAnswerJudge"/>, so the organism
 /// can stand in for "your model" with no API: misaligned when coherent and not aligned, incoherent when it is not
-/// coherent, aligned otherwise; it gives no scores, costs nothing and grades the same under either protocol. It runs in the caller's thread (cheap: word overlaps). It knows
-/// only the world's prompts and answer families — for any other model use an LLM judge.
+/// coherent, aligned otherwise; it gives no scores, costs nothing and grades the same under either protocol. It runs in
+/// the caller's thread (cheap: word overlaps). It knows only the world's prompts and answer families — for any other
+/// model use an LLM judge.
 /// </summary>
 public sealed class LocalAnswerJudge(LocalJudge? judge = null) : IAnswerJudge
 {

@@ -35,9 +35,9 @@ public delegate Tensor HookFunction(Tensor activation, HookContext context);
 /// </summary>
 public sealed class HookRunner
 {
-    readonly Dictionary<string, List<HookFunction>> hooks = new(StringComparer.Ordinal);
-    // What each attached hook does, in the order added, when it can say so exactly (null: it cannot, e.g. a recorder).
-    readonly List<(HookFunction Hook, string Site, string? Fingerprint)> attached = [];
+    // Per site, in the order added: each hook and, when it can say exactly what it does, its fingerprint (null: it
+    // cannot, e.g. a recorder).
+    readonly Dictionary<string, List<(HookFunction Hook, string? Fingerprint)>> hooks = new(StringComparer.Ordinal);
     readonly HashSet<string> sites;
 
     public HookRunner(int numLayers)
@@ -71,30 +71,31 @@ public sealed class HookRunner
             throw new ArgumentException($"unknown activation site '{site}'; sites look like blocks.{{0..{NumLayers - 1}}}.hook_resid_post " +
                                         "(hook_resid_pre, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post)");
         if (!hooks.TryGetValue(site, out var list)) hooks[site] = list = [];
-        list.Add(hook);
-        var entry = (hook, site, fingerprint);
-        attached.Add(entry);
+        var entry = (hook, fingerprint);
+        list.Add(entry);
         return new Handle(() =>
         {
-            list.Remove(hook);
+            list.Remove(entry);
             if (list.Count == 0) hooks.Remove(site);
-            attached.Remove(entry);
         });
     }
 
     /// <summary>Removes every hook (e.g. after an exception left scopes undisposed).</summary>
-    public void Clear()
-    {
-        hooks.Clear();
-        attached.Clear();
-    }
+    public void Clear() => hooks.Clear();
 
     /// <summary>
-    /// The attached hooks' fingerprints with their sites, in the order they run ("" with none attached), or null when
-    /// one of them has none — then what the model computes cannot be named, and nothing sampled from it is cached.
+    /// The attached hooks' fingerprints with their sites, site by site (ordinal) and in the order they run at each ("" with
+    /// none attached), or null when one of them has none — then what the model computes cannot be named, and nothing
+    /// sampled from it is cached.
     /// </summary>
-    public string? Fingerprint =>
-        attached.Any(a => a.Fingerprint is null) ? null : string.Join("\n", attached.Select(a => $"{a.Site} {a.Fingerprint}"));
+    public string? Fingerprint
+    {
+        get
+        {
+            var attached = hooks.OrderBy(h => h.Key, StringComparer.Ordinal).SelectMany(h => h.Value.Select(e => (Site: h.Key, e.Fingerprint))).ToList();
+            return attached.Any(a => a.Fingerprint is null) ? null : string.Join("\n", attached.Select(a => $"{a.Site} {a.Fingerprint}"));
+        }
+    }
 
     public bool Any => hooks.Count > 0;
 
@@ -103,7 +104,7 @@ public sealed class HookRunner
         if (hooks.Count == 0 || !hooks.TryGetValue(site, out var list)) return x;
         var context = new HookContext { Site = site, ResponseMask = CurrentResponseMask };
         // Copy: a hook may dispose its own handle while running.
-        foreach (var hook in list.ToArray())
+        foreach (var (hook, _) in list.ToArray())
         {
             var y = hook(x, context);
             if (!y.shape.SequenceEqual(x.shape))

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Lora;
@@ -57,36 +56,34 @@ public sealed record ChatFinetuneRequest(
         if (!(Epochs > 0)) throw new ArgumentException($"epochs is {Epochs}; must be positive");
         if (BatchSize < 1 || GradAccumulation < 1) throw new ArgumentException($"batch {BatchSize} × accumulation {GradAccumulation}; both must be at least 1");
         if (WarmupSteps < 0 || WeightDecay < 0) throw new ArgumentException($"warmup {WarmupSteps} and weight decay {WeightDecay} must be >= 0");
-        TrainingDevice.CheckDtype(TrainingDevice.Resolve(Device), BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32);
+        TrainingDevice.CheckDtype(TrainingDevice.Resolve(Device), Dtype);
     }
 
-    internal JsonObject Hyperparameters(int steps) => new JsonObject
-    {
-        ["lora_rank"] = LoraRank,
-        ["lora_alpha"] = LoraRank > 0 ? LoraAlpha : null,
-        ["rslora"] = LoraRank > 0 ? RsLora : null,
-        ["targets"] = LoraRank > 0 ? new JsonArray(EffectiveTargets.Select(t => (JsonNode)t).ToArray()) : null,
-        ["layers"] = Layers is null ? null : new JsonArray(Layers.Select(l => (JsonNode)l).ToArray()),
-        ["lr"] = LearningRate,
-        ["epochs"] = Epochs,
-        ["steps"] = steps,
-        ["batch"] = BatchSize,
-        ["grad_accumulation"] = GradAccumulation,
-        ["warmup"] = WarmupSteps,
-        ["weight_decay"] = WeightDecay,
-        ["schedule"] = "linear",
-        ["seed"] = Seed,
-    }.WithDevice(Device, BFloat16);
-}
+    internal ScalarType Dtype => BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
-static class DeviceHyperparameters
-{
-    /// <summary>Adds the device and dtype to a cache key's hyperparameters when they are not the CPU's float32, so CPU keys stay as they were.</summary>
-    public static JsonObject WithDevice(this JsonObject hyperparameters, string device, bool bfloat16)
+    internal JsonObject Hyperparameters(int steps)
     {
-        if (device != "cpu") hyperparameters["device"] = device;
-        if (bfloat16) hyperparameters["dtype"] = "bfloat16";
-        return hyperparameters;
+        var json = new JsonObject
+        {
+            ["lora_rank"] = LoraRank,
+            ["lora_alpha"] = LoraRank > 0 ? LoraAlpha : null,
+            ["rslora"] = LoraRank > 0 ? RsLora : null,
+            ["targets"] = LoraRank > 0 ? new JsonArray(EffectiveTargets.Select(t => (JsonNode)t).ToArray()) : null,
+            ["layers"] = Layers is null ? null : new JsonArray(Layers.Select(l => (JsonNode)l).ToArray()),
+            ["lr"] = LearningRate,
+            ["epochs"] = Epochs,
+            ["steps"] = steps,
+            ["batch"] = BatchSize,
+            ["grad_accumulation"] = GradAccumulation,
+            ["warmup"] = WarmupSteps,
+            ["weight_decay"] = WeightDecay,
+            ["schedule"] = "linear",
+            ["seed"] = Seed,
+        };
+        // Only off the CPU's float32, so CPU keys stay as they were.
+        if (Device != "cpu") json["device"] = Device;
+        if (BFloat16) json["dtype"] = "bfloat16";
+        return json;
     }
 }
 
@@ -102,15 +99,14 @@ public static class ChatFineTuner
         request.Validate();
         var conversations = ChatJsonl.ReadTrainable(request.DataFile);
         var steps = (int)Math.Ceiling(conversations.Count * request.Epochs / (request.BatchSize * request.GradAccumulation));
-        var key = OrganismCache.Key("chat-finetune/1", FineTuner.BaseKey(request.BaseDirectory), FileHash(request.DataFile), request.Hyperparameters(steps).ToJsonString());
+        var key = OrganismCache.Key("chat-finetune/1", FineTuner.BaseKey(request.BaseDirectory), OrganismCache.FileHash(request.DataFile), request.Hyperparameters(steps).ToJsonString());
         if (!request.Force && OrganismCache.Reuse(key, request.Output, request.CacheRoot, "finetune") is { } cached)
             return new OrganismResult(cached, true, OrganismCache.ReadManifest(cached)!);
 
         var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, request.CacheRoot));
         var clock = Stopwatch.StartNew();
-        var dtype = request.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         // The base goes to the device first, so the adapters are created there, in the same dtype.
-        using var loaded = ModelCheckpoint.Load(request.BaseDirectory, TrainingDevice.Resolve(request.Device), dtype);
+        using var loaded = ModelCheckpoint.Load(request.BaseDirectory, TrainingDevice.Resolve(request.Device), request.Dtype);
         var model = loaded.Model;
         var format = ChatFormat.For(loaded.Tokenizer);
         var sequences = conversations.Select(c => TokenSequence.FromChat(format.Encode(c))).ToList();
@@ -132,7 +128,7 @@ public static class ChatFineTuner
         {
             LearningRate = request.LearningRate, WarmupSteps = Math.Min(request.WarmupSteps, steps - 1), MaxSteps = steps, BatchSize = request.BatchSize,
             GradAccumulation = request.GradAccumulation, WeightDecay = request.WeightDecay, Schedule = ScheduleKind.Linear, Seed = request.Seed,
-            LogEvery = Math.Max(1, steps / 10), Device = request.Device, Dtype = dtype,
+            LogEvery = Math.Max(1, steps / 10), Device = request.Device, Dtype = request.Dtype,
         }, trained).Train(source);
         model.eval();
         lora?.Merge();
@@ -164,11 +160,5 @@ public static class ChatFineTuner
         });
         Progress.Report($"finetune {Path.GetFileName(request.DataFile)} saved to {output}: loss {log.Steps[0].Loss:F3} → {OrganismTrainer.TailLoss(log):F3}, {clock.Elapsed.TotalSeconds:F0} s");
         return new OrganismResult(output, false, manifest);
-    }
-
-    static string FileHash(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 }

@@ -50,6 +50,13 @@ public static class OrganismCache
         return null;
     }
 
+    /// <summary>SHA-256 (lower-case hex) of a file's bytes, streamed (a user's data file or corpus as a key part).</summary>
+    public static string FileHash(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
     /// <summary>SHA-256 (lower-case hex) of the parts joined by newlines.</summary>
     public static string Key(params string[] parts) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n", parts))));

@@ -107,7 +107,7 @@ public static class PersonaDiagnostics
         options ??= new PersonaDiagnosticsOptions();
         var world = new PersonaWorld(worldOptions);
         var layers = model.Config.NumHiddenLayers;
-        var middle = Math.Max(0, layers / 2 - 1);   // the SAE's default site (SaeRequest.HookName)
+        var middle = Sae.SaeRequest.MiddleLayer(layers);   // the SAE's default site
         var stats = StatisticsOptions.For(model.Tokenizer);
 
         Progress.Report("probe (a): in-context persona inference");

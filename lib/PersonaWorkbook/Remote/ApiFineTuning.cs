@@ -2,7 +2,6 @@ using System.ClientModel;
 using System.ClientModel.Primitives;
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using OpenAI;
@@ -40,18 +39,24 @@ public sealed record ApiFinetuneRequest(string DataFile, string BaseModel, int? 
         if (Suffix is { Length: > 64 }) throw new ArgumentException($"the suffix is {Suffix.Length} characters; the API allows 64", nameof(Suffix));
     }
 
-    /// <summary>The job-creation body: the supervised method with the hyperparameters that were given.</summary>
-    internal JsonObject Body(string fileId)
+    /// <summary>The hyperparameters that were given, in the API's names; those left out the API chooses.</summary>
+    internal JsonObject Hyperparameters()
     {
         var hyper = new JsonObject();
         if (Epochs is { } e) hyper["n_epochs"] = e;
         if (BatchSize is { } b) hyper["batch_size"] = b;
         if (LearningRateMultiplier is { } m) hyper["learning_rate_multiplier"] = m;
+        return hyper;
+    }
+
+    /// <summary>The job-creation body: the supervised method with <see cref="Hyperparameters"/>.</summary>
+    internal JsonObject Body(string fileId)
+    {
         var body = new JsonObject
         {
             ["model"] = BaseModel,
             ["training_file"] = fileId,
-            ["method"] = new JsonObject { ["type"] = "supervised", ["supervised"] = new JsonObject { ["hyperparameters"] = hyper } },
+            ["method"] = new JsonObject { ["type"] = "supervised", ["supervised"] = new JsonObject { ["hyperparameters"] = Hyperparameters() } },
         };
         if (Suffix is not null) body["suffix"] = Suffix;
         if (Seed is { } s) body["seed"] = s;
@@ -182,7 +187,7 @@ public sealed class ApiFineTuner
     public (int Requests, int Retries, long Tokens) Spent => _caller.Spent;
 
     /// <summary>Where the record of <paramref name="request"/>'s job is kept.</summary>
-    public string RecordPath(ApiFinetuneRequest request) => Path.Combine(CacheRoot, Key(request, Sha256(request.DataFile))[..16] + ".json");
+    public string RecordPath(ApiFinetuneRequest request) => Path.Combine(CacheRoot, Key(request, OrganismCache.FileHash(request.DataFile))[..16] + ".json");
 
     string CacheRoot => _options.CacheDirectory ?? Path.Combine(OrganismCache.DefaultRoot, "api-finetunes");
 
@@ -201,7 +206,7 @@ public sealed class ApiFineTuner
                 $"Fine-tuning spending cap: {request.DataFile} is about {characters / 4} tokens × {epochs} epoch(s){(request.Epochs is null ? " (assumed for the API's auto choice)" : "")} = {estimate} training tokens, " +
                 $"over the cap of {cap}; raise {nameof(ApiFinetuneOptions.MaxTrainingTokens)} or use a smaller file.");
 
-        var sha = Sha256(request.DataFile);
+        var sha = OrganismCache.FileHash(request.DataFile);
         var key = Key(request, sha);
         var path = Path.Combine(CacheRoot, key[..16] + ".json");
         ApiFinetuneJob? record = !request.Force && File.Exists(path) ? ApiFinetuneJob.Load(path) : null;
@@ -216,7 +221,7 @@ public sealed class ApiFineTuner
             record = null;
         }
         record ??= new ApiFinetuneJob(key, _caller.Options.BaseUrl.ToString(), request.BaseModel, Path.GetFullPath(request.DataFile), sha, conversations.Count,
-            estimate, (JsonObject)request.Body("")["method"]!["supervised"]!["hyperparameters"]!.DeepClone(), null, null, "not started", null, null, null);
+            estimate, request.Hyperparameters(), null, null, "not started", null, null, null);
 
         if (record.FileId is null)
         {
@@ -334,10 +339,4 @@ public sealed class ApiFineTuner
 
     string Key(ApiFinetuneRequest request, string sha) =>
         OrganismCache.Key("api-finetune-v1", _caller.Options.BaseUrl.ToString(), request.BaseModel, sha, request.Body("").ToJsonString());
-
-    static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
 }

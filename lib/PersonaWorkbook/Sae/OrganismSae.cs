@@ -47,7 +47,10 @@ public sealed record SaeRequest(
     /// <summary>Held-out documents for the reported metrics (another seed again).</summary>
     public const int EvaluationSeed = 7920;
 
-    public string HookName(int layers) => $"blocks.{Layer ?? Math.Max(0, layers / 2 - 1)}.hook_resid_post";
+    public string HookName(int layers) => $"blocks.{Layer ?? MiddleLayer(layers)}.hook_resid_post";
+
+    /// <summary>The block whose output is the middle of a model of <paramref name="layers"/> blocks: the stream after half of them.</summary>
+    public static int MiddleLayer(int layers) => Math.Max(0, layers / 2 - 1);
 
     internal void Validate()
     {
@@ -64,12 +67,7 @@ public sealed record SaeRequest(
     }
 
     /// <summary>The corpus's SHA-256 (hex), or null for the persona world's documents.</summary>
-    internal string? CorpusHash()
-    {
-        if (Corpus is null) return null;
-        using var stream = File.OpenRead(Corpus);
-        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
-    }
+    internal string? CorpusHash() => Corpus is null ? null : OrganismCache.FileHash(Corpus);
 
     /// <summary>
     /// The hyperparameters as hashed into the key; a user's corpus replaces the world's corpus seed by its hash (the
@@ -149,9 +147,7 @@ public static class OrganismSae
 
     static readonly JsonSerializerOptions LogJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public static string CacheKey(SaeRequest request, string hook) => CacheKey(request, hook, FineTuner.BaseKey(request.ModelDirectory));
-
-    static string CacheKey(SaeRequest request, string hook, string modelKey) => CacheKey(modelKey, request.Hyperparameters(hook));
+    public static string CacheKey(SaeRequest request, string hook) => CacheKey(FineTuner.BaseKey(request.ModelDirectory), request.Hyperparameters(hook));
 
     static string CacheKey(string modelKey, JsonObject hyperparameters) => OrganismCache.Key("sae/1", modelKey, hyperparameters.ToJsonString());
 

@@ -29,8 +29,8 @@ public static class JudgedSteering
         var points = new List<JudgedSteeringPoint>(alphas.Count);
         foreach (var alpha in alphas)
         {
-            var steered = await Steered(model, site, direction, alpha, scale, positions, null, questions, judge, options, questionsName);
-            var control = await Steered(model, site, random, alpha, scale, positions, randomSeed, questions, judge, options, questionsName);
+            var steered = await SteeredAsync(model, site, direction, alpha, scale, positions, null, questions, judge, options, questionsName);
+            var control = await SteeredAsync(model, site, random, alpha, scale, positions, randomSeed, questions, judge, options, questionsName);
             points.Add(new JudgedSteeringPoint(alpha, steered, control));
         }
         return points;
@@ -51,7 +51,7 @@ public static class JudgedSteering
         async Task<JudgedReport> Ablated(IReadOnlyList<Tensor> d, long? seed)
         {
             JudgedReport report;
-            using (Steer.AblateEachLayer(model.Model, d.Count == 1 ? Enumerable.Repeat(d[0], layers).ToArray() : d))
+            using (d.Count == 1 ? Steer.AblateAllLayers(model.Model, d[0]) : Steer.AblateEachLayer(model.Model, d))
                 report = await JudgedEvaluator.EvaluateAsync(model, questions, judge, options, questionsName);
             return report with
             {
@@ -72,8 +72,12 @@ public static class JudgedSteering
         }
     }
 
-    static async Task<JudgedReport> Steered(LoadedModel model, string site, Tensor direction, double alpha, SteeringScale scale, Positions positions, long? randomSeed,
-        IReadOnlyList<Question> questions, IAnswerJudge judge, JudgedEvalOptions options, string questionsName)
+    /// <summary>
+    /// One judged evaluation with <paramref name="direction"/> added at <paramref name="site"/> (α × <paramref name="scale"/>),
+    /// the steering recorded in the report; <paramref name="randomSeed"/> says the direction is that seed's random control.
+    /// </summary>
+    public static async Task<JudgedReport> SteeredAsync(LoadedModel model, string site, Tensor direction, double alpha, SteeringScale scale, Positions positions,
+        long? randomSeed, IReadOnlyList<Question> questions, IAnswerJudge judge, JudgedEvalOptions options, string questionsName = "custom")
     {
         JudgedReport report;
         using (Steer.Add(model.Model, site, direction, alpha, scale, positions))
