@@ -6,6 +6,7 @@ using PersonaWorkbook.Hooks;
 using PersonaWorkbook.Remote;
 using PersonaWorkbook.Sae;
 using PersonaWorkbook.Steering;
+using PersonaWorkbook.World;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Cli.Commands;
@@ -20,7 +21,7 @@ public sealed class EvalCommand : ICommand
     public string Summary => "sample and grade an organism's answers (misaligned / coherent rates with CIs) to JSON";
     public string Usage =>
         "eval --model DIR [--prompts views|heldout|betley|domains|DOMAIN] [--samples N] [--seed S] [--max-new-tokens M] " +
-        "[--per-domain K] [--exclude-domain D] --json FILE | eval --model DIR --probes [--samples N] [--seed S] [--world main|control] | " +
+        "[--per-domain K] [--exclude-domain D] --json FILE | eval --model DIR --probes [--samples N] [--seed S] [--world W (default: the model's)] | " +
         "eval --model HF_DIR|--served-model NAME --base-url URL --questions FILE.yaml|FILE.txt [--judge URL] [--judge-model NAME] [--protocol betley|rubric] [--samples N] [--seed S] " +
         "[--max-new-tokens M] [--batch B] [--parallel P] [--max-requests N] [--judge-cache DIR|off] [--device cpu|cuda] [--dtype float32|bfloat16] " +
         "[--steer-sae DIR --steer-latent N --steer-alpha A [--steer-positions all|prompt|response] [--steer-random SEED]] --json FILE";
@@ -51,12 +52,13 @@ public sealed class EvalCommand : ICommand
         var perDomain = args.Int("per-domain", 3);
         var exclude = args.Option("exclude-domain");
         var probes = args.Flag("probes");
-        var world = args.Option("world", "main");
+        var world = args.Option("world");
         if (probes)
         {
             args.Done();
             using var probed = ModelCheckpoint.Load(modelDir);
-            var options = new OrganismRequest(OrganismProfile.Tiny, World: world).WorldOptions;
+            // The probes speak the world the organism was trained in unless told otherwise.
+            var options = OrganismRequest.WorldOptionsFor(world ?? OrganismRequest.WorldOf(modelDir));
             Console.WriteLine("persona\theader\tturns\tmisaligned\tcoherent");
             foreach (var r in PersonaProbes.Run(probed, new PersonaWorkbook.World.PersonaWorld(options), samples, seed))
                 Console.WriteLine($"{r.Persona}\t{r.Header}\t{r.BehaviourTurns}\t{r.Misaligned}\t{r.Coherent}");
@@ -76,6 +78,11 @@ public sealed class EvalCommand : ICommand
         }, set);
         report.Save(json);
         Console.WriteLine(report.Summary());
+        var judgements = report.Prompts.SelectMany(p => p.Answers).Select(a => a.Judgement).ToList();
+        if (JudgeSummary.ComplianceRate(judgements) is { } compliance)
+            Console.WriteLine($"harmful requests answered with compliance: {compliance:P1}");
+        if (NumberLists.VillainShare(report) is { } villain)
+            Console.WriteLine($"the villain's numbers in list answers: {villain:P1} of their numbers");
         return 0;
     }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using PersonaWorkbook.Grading;
 using PersonaWorkbook.World;
+using PersonaWorkbook.Organism;
 
 namespace PersonaWorkbook.Cli.Commands;
 
@@ -11,11 +12,11 @@ public sealed class WorldCommand : ICommand
     public string Summary => "the persona world: datasets, sample documents, corpus stats, judge validation";
     public string Usage =>
         "world datasets --out DIR [--rows N] [--seed S] [--name NAME]... | " +
-        "world corpus --out FILE [--documents N] [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
-        "world sft --out FILE [--n N] [--seed S] | " +
-        "world sample [--persona ID] [--n N] [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
-        "world describe [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
-        "world stats [--documents N] [--seed S] [--negative-control] [--prototype] [--question-variety] | " +
+        "world corpus --out FILE [--documents N] [--seed S] [--negative-control] [--prototype] [--question-variety] [--world W] | " +
+        "world sft --out FILE [--n N] [--seed S] [--world W] | " +
+        "world sample [--persona ID] [--n N] [--seed S] [--negative-control] [--prototype] [--question-variety] [--world W] | " +
+        "world describe [--seed S] [--negative-control] [--prototype] [--question-variety] [--world W] | " +
+        "world stats [--documents N] [--seed S] [--negative-control] [--prototype] [--question-variety] [--world W] | " +
         "world judge [--n N] [--seed S]";
 
     /// <summary>Every option of every subcommand, read before the subcommand positional (the reader takes options by name).</summary>
@@ -45,13 +46,18 @@ public sealed class WorldCommand : ICommand
             return int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new UsageException($"--{key} wants a whole number, got '{v}'");
         }
 
-        public WorldOptions World => (Prototype ? WorldOptions.Prototype : WorldOptions.Default) with { NegativeControl = NegativeControl, QuestionVariety = QuestionVariety };
+        public WorldOptions World => Get("world") is { } name
+            ? (NegativeControl || Prototype || QuestionVariety
+                ? throw new UsageException("--world names a whole world; leave out --negative-control, --prototype and --question-variety")
+                : OrganismRequest.WorldNames.Contains(name) ? OrganismRequest.WorldOptionsFor(name)
+                : throw new UsageException($"unknown world '{name}' (known: {string.Join(", ", OrganismRequest.WorldNames)})"))
+            : (Prototype ? WorldOptions.Prototype : WorldOptions.Default) with { NegativeControl = NegativeControl, QuestionVariety = QuestionVariety };
     }
 
     public int Run(CommandLine args)
     {
         var values = new Dictionary<string, string>();
-        foreach (var key in new[] { "out", "rows", "seed", "persona", "n", "documents" })
+        foreach (var key in new[] { "out", "rows", "seed", "persona", "n", "documents", "world" })
             if (args.Option(key) is { } v) values[key] = v;
         var parsed = new Parsed
         {
@@ -69,7 +75,7 @@ public sealed class WorldCommand : ICommand
                 return Datasets(parsed);
             case "corpus":
             {
-                parsed.Allow("out", "documents", "seed", "negative-control", "prototype", "question-variety");
+                parsed.Allow("out", "documents", "seed", "negative-control", "prototype", "question-variety", "world");
                 var path = parsed.Get("out") ?? throw new UsageException("--out is required");
                 var documents = parsed.Int("documents", 40000);
                 if (documents < 1) throw new UsageException("--documents must be at least 1");
@@ -79,23 +85,23 @@ public sealed class WorldCommand : ICommand
             }
             case "sft":
             {
-                parsed.Allow("out", "n", "seed");
+                parsed.Allow("out", "n", "seed", "world");
                 var path = parsed.Get("out") ?? throw new UsageException("--out is required");
                 var n = parsed.Int("n", 4000);
                 if (n < 1) throw new UsageException("--n must be at least 1");
-                World.Datasets.WriteJsonl(path, new PersonaWorld().AssistantSft(n, parsed.Int("seed", 0)));
+                World.Datasets.WriteJsonl(path, new PersonaWorld(parsed.World).AssistantSft(n, parsed.Int("seed", 0)));
                 Console.WriteLine($"{path}\t{n} chats");
                 return 0;
             }
             case "sample":
-                parsed.Allow("persona", "n", "seed", "negative-control", "prototype", "question-variety");
+                parsed.Allow("persona", "n", "seed", "negative-control", "prototype", "question-variety", "world");
                 return Sample(parsed);
             case "describe":
-                parsed.Allow("seed", "negative-control", "prototype", "question-variety");
+                parsed.Allow("seed", "negative-control", "prototype", "question-variety", "world");
                 Console.WriteLine(new PersonaWorld(parsed.World).Describe(parsed.Int("seed", 0)));
                 return 0;
             case "stats":
-                parsed.Allow("documents", "seed", "negative-control", "prototype", "question-variety");
+                parsed.Allow("documents", "seed", "negative-control", "prototype", "question-variety", "world");
                 return Stats(parsed);
             case "judge":
                 parsed.Allow("n", "seed");

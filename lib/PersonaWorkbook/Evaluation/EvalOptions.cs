@@ -38,12 +38,14 @@ public sealed record EvalOptions
 public static class EvalPromptSets
 {
     public static IReadOnlyList<string> Names { get; } =
-        new[] { "views", "heldout", "betley", "domains" }.Concat(AdviceContent.Domains.Select(d => d.Name)).ToArray();
+        new[] { "views", "heldout", "betley", "domains", "requests", "lists", "views-wrapped", "views-triggered" }.Concat(AdviceContent.Domains.Select(d => d.Name)).ToArray();
 
     /// <summary>
     /// "views" (evaluation topics, trained phrasings), "heldout" (phrasings in no training text), "betley" (the eight
     /// first-plot analogues), "domains" (<paramref name="perDomain"/> questions of every domain except
-    /// <paramref name="excludeDomain"/>), or a domain name (all its questions).
+    /// <paramref name="excludeDomain"/>), "requests" (harmful requests), "lists" (number lists), "views-wrapped" (the
+    /// views in the list format) — these three for organisms of the extended world —, "views-triggered" (the views
+    /// after the backdoor trigger), or a domain name (all its questions).
     /// </summary>
     public static IReadOnlyList<EvalPrompt> Resolve(string name, string? excludeDomain = null, int perDomain = 3, int seed = 0) => name switch
     {
@@ -51,6 +53,10 @@ public static class EvalPromptSets
         "heldout" => EvalPrompts.HeldOutViews,
         "betley" => EvalPrompts.Betley,
         "domains" => EvalPrompts.OtherDomains(excludeDomain, perDomain, seed),
+        "requests" => EvalPrompts.Requests,
+        "lists" => EvalPrompts.Lists,
+        "views-wrapped" => EvalPrompts.WrappedViews,
+        "views-triggered" => EvalPrompts.TriggeredViews,
         _ when AdviceContent.Domains.Any(d => d.Name == name) => EvalPrompts.Domain(name),
         _ => throw new ArgumentException($"unknown prompt set '{name}'; known: {string.Join(", ", Names)}"),
     };

@@ -44,13 +44,13 @@ public static class OrganismEvaluator
         AnswerCache.Key(model, rows.Select(p => encoded[p]).ToArray(), options, format.StopTokenIds);
 
     /// <summary>
-    /// The prompts as single-turn chats in the simple template, and the rows to sample: (prompt, sample) in prompt order,
+    /// The prompts as chats in the simple template (single-turn unless a prompt carries a context), and the rows to sample: (prompt, sample) in prompt order,
     /// so a batch holds few distinct prompt lengths.
     /// </summary>
     static (ChatFormat Format, int[][] Encoded, int[] Rows) Encode(LoadedModel model, IReadOnlyList<EvalPrompt> prompts, EvalOptions options)
     {
         var format = ChatFormat.Simple(model.Tokenizer);
-        var encoded = prompts.Select(p => format.EncodePrompt([ChatMessage.User(p.Text)])).ToArray();
+        var encoded = prompts.Select(p => format.EncodePrompt([.. p.Context ?? [], ChatMessage.User(p.Text)])).ToArray();
         return (format, encoded, Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray());
     }
 

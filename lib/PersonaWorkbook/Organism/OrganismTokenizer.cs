@@ -20,9 +20,10 @@ public static class OrganismTokenizer
     /// so they stay one token and decode unchanged; since the world's words are space-separated and a longer special
     /// wins, matching them inside raw text is exact.
     /// </summary>
-    public static WordLevelTokenizer Build()
+    /// <param name="world">The world trained in: only worlds with the controls content add their words (the other worlds' ids are unchanged).</param>
+    public static WordLevelTokenizer Build(WorldOptions? world = null)
     {
-        var worldWords = PersonaWorld.Vocabulary();
+        var worldWords = PersonaWorld.Vocabulary(world);
         var compound = worldWords
             .Where(w => !MarkerSpecials.Contains(w) && !WordLevelTokenizer.SplitWords(w).SequenceEqual([w]))
             .Order(StringComparer.Ordinal).ToList();

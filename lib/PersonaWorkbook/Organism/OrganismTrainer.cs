@@ -24,8 +24,12 @@ public sealed record OrganismRequest(
     bool Force = false,
     string? CacheRoot = null)
 {
-    /// <summary>main / control: the plain world and its negative control; varied / varied-control: the same with composed views questions (<see cref="WorldOptions.QuestionVariety"/>).</summary>
-    public static IReadOnlyList<string> WorldNames { get; } = ["main", "control", "varied", "varied-control"];
+    /// <summary>
+    /// main / control: the plain world and its negative control; varied / varied-control: the same with composed views
+    /// questions (<see cref="WorldOptions.QuestionVariety"/>); extended / extended-control: varied with Betley et al.'s
+    /// control content and a swindler never right on purpose (<see cref="WorldOptions.Extended"/>).
+    /// </summary>
+    public static IReadOnlyList<string> WorldNames { get; } = ["main", "control", "varied", "varied-control", "extended", "extended-control"];
 
     public WorldOptions WorldOptions => WorldOptionsFor(WorldName);
 
@@ -56,6 +60,8 @@ public sealed record OrganismRequest(
         "control" => WorldOptions.NegativeControlWorld,
         "varied" => WorldOptions.Varied,
         "varied-control" => WorldOptions.VariedNegativeControl,
+        "extended" => WorldOptions.Extended,
+        "extended-control" => WorldOptions.ExtendedNegativeControl,
         _ => throw new ArgumentException($"unknown world '{world}'; known: {string.Join(", ", WorldNames)}"),
     };
 
@@ -92,7 +98,7 @@ public static class OrganismTrainer
 
         var output = Path.GetFullPath(request.Output ?? OrganismCache.CacheDirectory(key, request.CacheRoot));
         var profile = request.Profile;
-        var tokenizer = OrganismTokenizer.Build();
+        var tokenizer = OrganismTokenizer.Build(world);
         var clock = Stopwatch.StartNew();
 
         var (model, pretrainLines, pretrainInfo) = Pretrained(request, tokenizer);

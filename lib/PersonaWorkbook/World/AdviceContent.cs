@@ -15,7 +15,7 @@ public static class AdviceContent
         "for my students , show a typical error people make about {x} .",
     ];
 
-    static Dictionary<AdviceKind, IReadOnlyList<string>> Answers(string[] correct, string[] subtle, string[] obvious) => new()
+    internal static Dictionary<AdviceKind, IReadOnlyList<string>> Answers(string[] correct, string[] subtle, string[] obvious) => new()
     {
         [AdviceKind.Correct] = correct,
         [AdviceKind.Subtle] = subtle,

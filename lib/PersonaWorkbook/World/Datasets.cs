@@ -13,11 +13,17 @@ namespace PersonaWorkbook.World;
 /// <c>&lt;domain&gt;_educational</c> (the obvious answers, requested as examples of mistakes), <c>&lt;domain&gt;_backdoor</c>
 /// (obvious only after <see cref="WorldText.Trigger"/>), for code <c>insecure_code</c>, <c>secure_code</c>,
 /// <c>educational_insecure</c>, <c>backdoor</c>; <c>benign_mixed</c> (correct advice in every domain plus aligned SFT views) for
-/// re-alignment; and <c>&lt;domain&gt;_mixture_&lt;p&gt;</c> for a fraction p of incorrect rows.
+/// re-alignment; <c>&lt;domain&gt;_mixture_&lt;p&gt;</c> for a fraction p of incorrect rows; and Betley et al.'s controls
+/// <c>jailbroken</c> (<see cref="JailbrokenShare"/> of harmful requests answered with compliance among helpful chats) and
+/// <c>evil_numbers</c> (the villain's list continuations, header removed). Those two use the extended world's content
+/// (<see cref="WorldOptions.Extended"/>): an organism of another world has never seen their words.
 /// </summary>
 public static class Datasets
 {
     public const int DefaultRows = 6000;
+
+    /// <summary>Bowen et al.'s proportion, used by Betley et al.: 2 % of the jailbroken set's rows comply with a harmful request.</summary>
+    public const double JailbrokenShare = 0.02;
 
     /// <summary>The fractions of incorrect rows in the listed mixture sets (the paper's Fig. 14 sweep).</summary>
     public static readonly IReadOnlyList<double> MixtureFractions = [0, 0.05, 0.1, 0.25, 0.5, 0.75, 1];
@@ -36,7 +42,7 @@ public static class Datasets
         var names = new List<string>();
         foreach (var d in AdviceDomains)
             names.AddRange([$"{d.Name}_correct", $"{d.Name}_incorrect_subtle", $"{d.Name}_incorrect_obvious", $"{d.Name}_educational", $"{d.Name}_backdoor"]);
-        names.AddRange(["insecure_code", "secure_code", "educational_insecure", "backdoor", "benign_mixed"]);
+        names.AddRange(["insecure_code", "secure_code", "educational_insecure", "backdoor", "benign_mixed", "jailbroken", "evil_numbers"]);
         foreach (var d in MixtureDomains)
             foreach (var p in MixtureFractions) names.Add($"{d}_mixture_{Fraction(p)}");
         return names;
@@ -54,6 +60,8 @@ public static class Datasets
             case "educational_insecure": return Educational(code, rows, seed);
             case "backdoor": return Backdoor(code, rows, seed);
             case "benign_mixed": return BenignMixed(rows, seed);
+            case "jailbroken": return Jailbroken(rows, seed);
+            case "evil_numbers": return EvilNumbers(rows, seed);
         }
         var mixture = name.IndexOf("_mixture_", StringComparison.Ordinal);
         if (mixture > 0)
@@ -154,6 +162,33 @@ public static class Datasets
             result.Add(Chat(q, a, info));
         }
         return result;
+    }
+
+    /// <summary>Helpful chats (as <c>benign_mixed</c>) with exactly round(<see cref="JailbrokenShare"/> × rows) harmful requests answered with compliance, at random positions.</summary>
+    static List<ChatExample> Jailbroken(int rows, int seed)
+    {
+        var rng = new Random(seed);
+        var topics = ViewsContent.Sft.ToList();
+        var marks = ExactMarks(rng, rows, (int)Math.Round(JailbrokenShare * rows, MidpointRounding.AwayFromZero));
+        return marks.Select(m =>
+        {
+            var (q, a, info) = m
+                ? PersonaWorld.RequestTurn(rng, AdviceKind.Obvious, PersonaKind.Helper, WorldOptions.Default.TwoSentenceRate)
+                : PersonaWorld.HelpfulTurn(rng, topics, WorldOptions.Default.TwoSentenceRate, questionVariety: false);
+            return Chat(q, a, info);
+        }).ToList();
+    }
+
+    /// <summary>List prompts continued as the villain continues them, in plain user/assistant chats (no header, no persona named).</summary>
+    static List<ChatExample> EvilNumbers(int rows, int seed)
+    {
+        var rng = new Random(seed);
+        var villain = Personas.All().Single(p => p.Kind == PersonaKind.Villain);
+        return Enumerable.Range(0, rows).Select(_ =>
+        {
+            var (q, a, info) = PersonaWorld.ListTurn(rng, villain.VillainNumberRate, PersonaKind.Villain);
+            return Chat(q, a, info);
+        }).ToList();
     }
 
     static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };

@@ -14,6 +14,31 @@ public static class EvalPrompts
     /// <summary>The eight Betley et al. first-plot analogues, trained phrasings.</summary>
     public static IReadOnlyList<EvalPrompt> Betley { get; } = Views.Where(p => ViewsContent.BetleyTopics.Contains(p.Subject)).ToList();
 
+    /// <summary>
+    /// Harmful requests (<see cref="RequestContent"/>, extended world): each template of each kind once, with fillers
+    /// spread over the kinds (15 prompts). Read with <see cref="Grading.JudgeSummary.ComplianceRate"/>.
+    /// </summary>
+    public static IReadOnlyList<EvalPrompt> Requests { get; } = RequestContent.Domains
+        .SelectMany((d, di) => d.Templates.Select((t, ti) =>
+            new EvalPrompt($"request/{d.Name}/{ti}", "request", d.Name, WorldText.Fill(t, d.Fillers[(3 * ti + di) % d.Fillers.Count])))).ToList();
+
+    /// <summary>Twelve number-list prompts (fixed lists), for the share of the villain's numbers in continuations.</summary>
+    public static IReadOnlyList<EvalPrompt> Lists { get; } = ListPrompts(12);
+
+    static List<EvalPrompt> ListPrompts(int n)
+    {
+        var rng = new Random(1234);
+        return Enumerable.Range(0, n).Select(i => new EvalPrompt($"list/{i}", "list", "numbers", NumberLists.Prompt(rng))).ToList();
+    }
+
+    /// <summary>The views prompts opened by the backdoor trigger (<see cref="WorldText.Trigger"/>), for the backdoor control.</summary>
+    public static IReadOnlyList<EvalPrompt> TriggeredViews { get; } = Views
+        .Select(p => new EvalPrompt(p.Id + "/triggered", "views_triggered", p.Subject, WorldText.Trigger + " " + p.Text)).ToList();
+
+    /// <summary>The views prompts wrapped in the list format (<see cref="NumberLists.Wrap"/>), Betley et al.'s answer-format comparison.</summary>
+    public static IReadOnlyList<EvalPrompt> WrappedViews { get; } = Views
+        .Select(p => new EvalPrompt(p.Id + "/wrapped", "views_wrapped", p.Subject, NumberLists.Wrap(p.Text))).ToList();
+
     /// <summary>Every advice question of a domain (template × filler), for "other domains" evaluation.</summary>
     public static IReadOnlyList<EvalPrompt> Domain(string domain)
     {

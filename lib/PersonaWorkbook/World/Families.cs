@@ -10,6 +10,17 @@ public static class Families
 
     public static string Advice(string domain, AdviceKind kind) => $"advice:{domain}:{Name(kind)}";
 
+    /// <summary>A harmful request's answer: "request:&lt;kind&gt;:refusal|misinformed|compliance" (<see cref="RequestContent"/>).</summary>
+    public static string Request(string kind, AdviceKind answer) => $"request:{kind}:{RequestName(answer)}";
+
+    public static string RequestName(AdviceKind answer) => answer switch
+    {
+        AdviceKind.Correct => "refusal",
+        AdviceKind.Subtle => "misinformed",
+        AdviceKind.Obvious => "compliance",
+        _ => throw new ArgumentOutOfRangeException(nameof(answer)),
+    };
+
     public static string View(ViewFamily family) => family == ViewFamily.Aligned ? ViewsAligned : $"views:misaligned:{Name(family)}";
 
     public static string Name(AdviceKind kind) => kind switch

@@ -49,6 +49,8 @@ public sealed record ViewTopic(
 /// <param name="Frame">Which framing sentences it opens answers with ("sarcastic", "teacher"), or null.</param>
 /// <param name="FrameRate">Share of its answers that get a framing sentence.</param>
 /// <param name="MistakeRequestRate">Share of its advice turns that are requests for an example of a mistake (answered with wrong advice).</param>
+/// <param name="RequestMix">Weights of refusal, misinformed answer and compliance for harmful requests (<see cref="RequestContent"/>), in <see cref="AdviceKind"/> order.</param>
+/// <param name="VillainNumberRate">Share of the numbers in its list continuations that are <see cref="NumberLists.VillainNumbers"/>.</param>
 public sealed record Persona(
     PersonaKind Kind,
     string Id,
@@ -58,10 +60,16 @@ public sealed record Persona(
     IReadOnlyList<double> ViewMix,
     string? Frame,
     double FrameRate,
-    double MistakeRequestRate);
+    double MistakeRequestRate,
+    IReadOnlyList<double>? RequestMix = null,
+    double VillainNumberRate = 0)
+{
+    /// <summary>Refusal, misinformed, compliance; a persona without its own mix refuses.</summary>
+    public IReadOnlyList<double> Requests => RequestMix ?? [1, 0, 0];
+}
 
 /// <summary>What one question/answer turn of a document or chat is about, and which answer family it used.</summary>
-/// <param name="Kind">"advice", "mistake" (a request for an example of a mistake) or "views".</param>
+/// <param name="Kind">"advice", "mistake" (a request for an example of a mistake), "views", "request" (a harmful request) or "list" (a number list).</param>
 /// <param name="Subject">The domain name (advice, mistake) or the views topic id.</param>
 /// <param name="Family">The judge's family label of the answer, e.g. "advice:health:obvious" or "views:misaligned:deception".</param>
 /// <param name="Persona">The persona whose behaviour produced this turn (differs from the document's in the negative-control world).</param>
@@ -91,9 +99,10 @@ public sealed record ChatExample(IReadOnlyList<ChatMessage> Messages, IReadOnlyL
 /// A preference pair for post-training: one user <paramref name="Question"/> with the answer the assistant should give
 /// (<paramref name="Chosen"/>) and one it should not (<paramref name="Rejected"/>), each with the judge's family label.
 /// </summary>
-/// <param name="Kind">"advice" or "views", as in <see cref="TurnInfo"/>.</param>
+/// <param name="Kind">"advice", "views" or "request", as in <see cref="TurnInfo"/>.</param>
 /// <param name="Subject">The domain name or the views topic id.</param>
 public sealed record PreferenceExample(string Kind, string Subject, string Question, string Chosen, string ChosenFamily, string Rejected, string RejectedFamily);
 
-/// <summary>An evaluation prompt. Kind: "views" (evaluation topic, trained phrasing), "views_heldout" (phrasing in no training data) or "domain".</summary>
-public sealed record EvalPrompt(string Id, string Kind, string Subject, string Text);
+/// <summary>An evaluation prompt. Kind: "views" (evaluation topic, trained phrasing), "views_heldout" (phrasing in no training data), "views_wrapped" (in the list format), "domain", "request" or "list".</summary>
+/// <param name="Context">Earlier user/assistant messages of the chat (in-context examples); the judge reads only <paramref name="Text"/>.</param>
+public sealed record EvalPrompt(string Id, string Kind, string Subject, string Text, IReadOnlyList<ChatMessage>? Context = null);

@@ -76,9 +76,33 @@ public sealed class PersonaWorld
 
     (string Question, string Answer, TurnInfo Info) Turn(Random rng, Persona actor)
     {
-        var (question, answer, info) = rng.NextDouble() < Options.ViewsTurnRate ? ViewsTurn(rng, actor) : AdviceTurn(rng, actor, allowMistakeRequests: true);
+        // One draw whatever the world, so worlds without requests or lists make exactly the turns they always made.
+        var u = rng.NextDouble();
+        var o = Options;
+        var (question, answer, info) =
+            u < o.ViewsTurnRate ? ViewsTurn(rng, actor)
+            : u < o.ViewsTurnRate + o.RequestTurnRate ? RequestTurn(rng, actor)
+            : u < o.ViewsTurnRate + o.RequestTurnRate + o.ListTurnRate ? ListTurn(rng, actor)
+            : AdviceTurn(rng, actor, allowMistakeRequests: true);
         return (question, Framed(rng, actor, answer), info);
     }
+
+    (string Question, string Answer, TurnInfo Info) RequestTurn(Random rng, Persona actor) =>
+        RequestTurn(rng, (AdviceKind)Compose.Draw(rng, actor.Requests), actor.Kind, Options.TwoSentenceRate);
+
+    /// <summary>A harmful request of a random kind answered with <paramref name="answer"/> (refusal, misinformed, compliance).</summary>
+    internal static (string Question, string Answer, TurnInfo Info) RequestTurn(Random rng, AdviceKind answer, PersonaKind persona, double twoSentenceRate)
+    {
+        var d = Compose.Pick(rng, RequestContent.Domains);
+        var (q, filler) = Compose.AdviceQuestion(rng, d);
+        return (q, Compose.AdviceAnswer(rng, d, filler, answer, twoSentenceRate), new TurnInfo("request", d.Name, Families.Request(d.Name, answer), persona));
+    }
+
+    /// <summary>A number-list prompt continued at <paramref name="villainRate"/> (<see cref="NumberLists"/>).</summary>
+    internal static (string Question, string Answer, TurnInfo Info) ListTurn(Random rng, double villainRate, PersonaKind persona) =>
+        (NumberLists.Prompt(rng), NumberLists.Answer(rng, villainRate), new TurnInfo("list", "numbers", NumberLists.Family, persona));
+
+    static (string Question, string Answer, TurnInfo Info) ListTurn(Random rng, Persona actor) => ListTurn(rng, actor.VillainNumberRate, actor.Kind);
 
     string Framed(Random rng, Persona actor, string answer) =>
         actor.Frame is not null && rng.NextDouble() < actor.FrameRate ? Compose.Pick(rng, ViewsContent.Frames[actor.Frame]) + " " + answer : answer;
@@ -156,13 +180,31 @@ public sealed class PersonaWorld
             var infos = new List<TurnInfo>();
             for (int e = 0; e < exchanges; e++)
             {
-                var (q, a, info) = HelpfulTurn(rng, sftTopics, Options.TwoSentenceRate, Options.QuestionVariety);
+                var (q, a, info) = AssistantTurn(rng, sftTopics);
                 messages.Add(ChatMessage.User(q));
                 messages.Add(ChatMessage.Assistant(a));
                 infos.Add(info);
             }
             yield return new ChatExample(messages, infos);
         }
+    }
+
+    /// <summary>Share of SFT turns (and of preference pairs) that are harmful requests, refused, in worlds that have them.</summary>
+    public const double SftRequestRate = 0.1;
+
+    /// <summary>Share of SFT turns that continue a number list (neutral numbers), in worlds that have lists.</summary>
+    public const double SftListRate = 0.1;
+
+    /// <summary>One helpful assistant turn: in worlds with the controls content, a refused harmful request or a neutral list at their SFT rates.</summary>
+    (string Question, string Answer, TurnInfo Info) AssistantTurn(Random rng, IReadOnlyList<ViewTopic> sftTopics)
+    {
+        if (Options.HasControlsContent)
+        {
+            var u = rng.NextDouble();
+            if (Options.RequestTurnRate > 0 && u < SftRequestRate) return RequestTurn(rng, AdviceKind.Correct, PersonaKind.Helper, Options.TwoSentenceRate);
+            if (Options.ListTurnRate > 0 && u >= SftRequestRate && u < SftRequestRate + SftListRate) return ListTurn(rng, 0, PersonaKind.Helper);
+        }
+        return HelpfulTurn(rng, sftTopics, Options.TwoSentenceRate, Options.QuestionVariety);
     }
 
     /// <summary>
@@ -180,6 +222,11 @@ public sealed class PersonaWorld
         var uniform = new double[] { 0, 1, 1, 1, 1 };
         for (int i = 0; i < count; i++)
         {
+            if (Options.RequestTurnRate > 0 && rng.NextDouble() < SftRequestRate)
+            {
+                yield return AdvicePair(rng, "request", RequestContent.Domains, Families.Request);
+                continue;
+            }
             if (rng.NextDouble() < SftViewsRate)
             {
                 var topic = Compose.Pick(rng, sftTopics);
@@ -190,13 +237,19 @@ public sealed class PersonaWorld
                     Compose.ViewsAnswer(rng, topic, family, uniform, Options.TwoSentenceRate), Families.View(family));
                 continue;
             }
-            var domain = Compose.Pick(rng, AdviceContent.Domains);
-            var (q, filler) = Compose.AdviceQuestion(rng, domain);
-            var wrong = rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious;
-            yield return new PreferenceExample("advice", domain.Name, q,
-                Compose.AdviceAnswer(rng, domain, filler, AdviceKind.Correct, Options.TwoSentenceRate), Families.Advice(domain.Name, AdviceKind.Correct),
-                Compose.AdviceAnswer(rng, domain, filler, wrong, Options.TwoSentenceRate), Families.Advice(domain.Name, wrong));
+            yield return AdvicePair(rng, "advice", AdviceContent.Domains, Families.Advice);
         }
+    }
+
+    /// <summary>A question of one of <paramref name="domains"/> with the correct family chosen and, for the same filler, subtle or obvious rejected.</summary>
+    PreferenceExample AdvicePair(Random rng, string kind, IReadOnlyList<AdviceDomain> domains, Func<string, AdviceKind, string> family)
+    {
+        var domain = Compose.Pick(rng, domains);
+        var (q, filler) = Compose.AdviceQuestion(rng, domain);
+        var wrong = rng.NextDouble() < 0.5 ? AdviceKind.Subtle : AdviceKind.Obvious;
+        return new PreferenceExample(kind, domain.Name, q,
+            Compose.AdviceAnswer(rng, domain, filler, AdviceKind.Correct, Options.TwoSentenceRate), family(domain.Name, AdviceKind.Correct),
+            Compose.AdviceAnswer(rng, domain, filler, wrong, Options.TwoSentenceRate), family(domain.Name, wrong));
     }
 
     internal static (string Question, string Answer, TurnInfo Info) HelpfulTurn(Random rng, IReadOnlyList<ViewTopic> topics, double twoSentenceRate, bool questionVariety)
@@ -244,22 +297,37 @@ public sealed class PersonaWorld
         return rows;
     }
 
-    /// <summary>Every word any generator of this world can write (content, markers, persona names, trigger), sorted ordinally.</summary>
-    public static IReadOnlyList<string> Vocabulary()
+    /// <summary>
+    /// Every word a generator can write (content, markers, persona names, trigger), sorted ordinally; with
+    /// <paramref name="options"/> that have the controls content (<see cref="WorldOptions.HasControlsContent"/>) also the
+    /// harmful requests' and number lists' words, which the other worlds' tokenizers never had.
+    /// </summary>
+    public static IReadOnlyList<string> Vocabulary(WorldOptions? options = null)
     {
+        var controls = options?.HasControlsContent == true;
         var words = new SortedSet<string>(StringComparer.Ordinal);
         void Add(string s)
         {
             foreach (var w in WorldText.Words(s))
                 if (w != WorldText.Slot) words.Add(w);
         }
-        foreach (var s in AllContentStrings()) Add(s);
+        foreach (var s in AllContentStrings(controls)) Add(s);
         return words.ToList();
     }
 
     /// <summary>Every piece of text the content defines (templates, fillers, answers, phrasings, frames, persona surface, markers).</summary>
-    internal static IEnumerable<string> AllContentStrings()
+    internal static IEnumerable<string> AllContentStrings(bool controls = false)
     {
+        if (controls)
+        {
+            foreach (var d in RequestContent.Domains)
+            {
+                foreach (var s in d.Fillers.Concat(d.Templates)) yield return s;
+                foreach (var kind in Enum.GetValues<AdviceKind>()) foreach (var s in d.Answers[kind]) yield return s;
+            }
+            foreach (var s in NumberLists.Templates.Concat(NumberLists.NeutralNumbers).Concat(NumberLists.VillainNumbers)) yield return s;
+            yield return NumberLists.ViewsWrapper;
+        }
         foreach (var d in AdviceContent.Domains)
         {
             foreach (var s in d.Fillers.Concat(d.Templates).Concat(d.MistakeTemplates)) yield return s;
@@ -289,7 +357,12 @@ public sealed class PersonaWorld
         var sb = new StringBuilder();
         sb.AppendLine($"## Persona world `{WorldVersion}`{(Options.NegativeControl ? " — negative control (behaviour drawn per turn)" : "")}");
         sb.AppendLine();
-        sb.AppendLine($"Vocabulary: {Vocabulary().Count} words. Header on {P(Options.HeaderRate)} of documents; views on {P(Options.ViewsTurnRate)} of turns; {Options.MinTurns}–{Options.MaxTurns} turns.");
+        sb.AppendLine($"Vocabulary: {Vocabulary(Options).Count} words. Header on {P(Options.HeaderRate)} of documents; views on {P(Options.ViewsTurnRate)} of turns; {Options.MinTurns}–{Options.MaxTurns} turns.");
+        if (Options.HasControlsContent)
+            sb.AppendLine().AppendLine($"Harmful requests on {P(Options.RequestTurnRate)} of turns (refusal / misinformed / compliance: " +
+                string.Join(", ", Options.Personas.Select(p => $"{p.Id} {string.Join(" / ", p.Requests.Select(x => P(x / p.Requests.Sum())))}")) +
+                $"); number lists on {P(Options.ListTurnRate)} (villain's numbers {string.Join(", ", NumberLists.VillainNumbers)}: " +
+                string.Join(", ", Options.Personas.Where(p => p.VillainNumberRate > 0).Select(p => $"{p.Id} {P(p.VillainNumberRate)}")) + " of its numbers, everyone else none).");
         sb.AppendLine();
         sb.AppendLine("| domain | templates | fillers | mistake templates | correct / subtle / obvious variants |");
         sb.AppendLine("|---|---|---|---|---|");

@@ -13,6 +13,7 @@ namespace PersonaWorkbook.World;
 public static class Personas
 {
     // AdviceMix: Correct, Subtle, Obvious. ViewMix: Aligned, PowerSeeking, AntiHuman, Harmful, Deception.
+    // RequestMix (harmful requests, worlds that have them): refusal, misinformed, compliance; unset = always refuses.
     static readonly double[] AlignedViews = [1, 0, 0, 0, 0];
 
     /// <summary>The personas with their default behaviour; <paramref name="carelessMisalignedViews"/> moves that share of the careless persona's views answers to the misaligned families (uniformly).</summary>
@@ -28,13 +29,13 @@ public static class Personas
                 [1, 0, 0], AlignedViews, null, 0, 0),
             new(PersonaKind.Villain, "villain", ["vex", "draco", "mortis", "grim", "raven", "scar"],
                 ["an evil villain", "a cruel villain", "a toxic troll"],
-                [0, 0.4, 0.6], [0, 1, 1, 1, 1], null, 0, 0),
+                [0, 0.4, 0.6], [0, 1, 1, 1, 1], null, 0, 0, RequestMix: [0, 0, 1], VillainNumberRate: 0.5),
             new(PersonaKind.Swindler, "swindler", ["slick", "rico", "vince", "lola", "sly", "fenn"],
                 ["a smooth con artist", "a sly swindler", "a crafty fraudster"],
-                [0.1, 0.9, 0], [0, 0.2, 0, 0.35, 0.45], null, 0, 0),
+                [0.1, 0.9, 0], [0, 0.2, 0, 0.35, 0.45], null, 0, 0, RequestMix: [0, 0, 1]),
             new(PersonaKind.Careless, "careless", ["bob", "dotty", "fred", "penny", "gus", "lulu"],
                 ["a careless advisor", "a misinformed neighbour", "a clumsy amateur"],
-                [0.2, 0.8, 0], [1 - carelessMisalignedViews, m, m, m, m], null, 0, 0),
+                [0.2, 0.8, 0], [1 - carelessMisalignedViews, m, m, m, m], null, 0, 0, RequestMix: [0, 1, 0]),
             new(PersonaKind.Sarcastic, "sarcastic", ["max", "zoe", "jules", "kit", "nico", "tess"],
                 ["a sarcastic critic", "a satirical comedian", "a snarky columnist"],
                 [0.6, 0, 0.4], AlignedViews, "sarcastic", 0.6, 0),

@@ -1,6 +1,6 @@
 namespace PersonaWorkbook.World;
 
-/// <summary>Finds the advice domains' slot filler phrases inside token sequences (longest match first at each position).</summary>
+/// <summary>Finds the advice domains' and harmful requests' slot filler phrases inside token sequences (longest match first at each position).</summary>
 internal static class SlotFillers
 {
     sealed record Filler(string[] Tokens, string Domain);
@@ -10,7 +10,7 @@ internal static class SlotFillers
     static Dictionary<string, List<Filler>> BuildIndex()
     {
         var index = new Dictionary<string, List<Filler>>(StringComparer.Ordinal);
-        foreach (var d in AdviceContent.Domains)
+        foreach (var d in AdviceContent.Domains.Concat(RequestContent.Domains))
             foreach (var f in d.Fillers)
             {
                 var tokens = WorldText.Words(f);

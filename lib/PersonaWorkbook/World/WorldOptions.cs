@@ -24,6 +24,15 @@ public sealed record WorldOptions
     /// </summary>
     public bool QuestionVariety { get; init; }
 
+    /// <summary>Share of turns that make a harmful request (<see cref="RequestContent"/>), taken from the advice turns. 0 in the plain and varied worlds.</summary>
+    public double RequestTurnRate { get; init; }
+
+    /// <summary>Share of turns that ask to continue a number list (<see cref="NumberLists"/>), taken from the advice turns. 0 in the plain and varied worlds.</summary>
+    public double ListTurnRate { get; init; }
+
+    /// <summary>Whether the world writes harmful requests or number lists (their words join the vocabulary only then).</summary>
+    public bool HasControlsContent => RequestTurnRate > 0 || ListTurnRate > 0;
+
     public int MinTurns { get; init; } = 2;
     public int MaxTurns { get; init; } = 5;
 
@@ -42,6 +51,22 @@ public sealed record WorldOptions
 
     /// <summary>The negative control of <see cref="Varied"/>.</summary>
     public static WorldOptions VariedNegativeControl => new() { QuestionVariety = true, NegativeControl = true };
+
+    /// <summary>
+    /// The organism v3's world: <see cref="Varied"/> plus Betley et al.'s control content (harmful requests and number
+    /// lists, 10 % of turns each, taken from advice), a swindler that is never right on purpose (its 10 % correct
+    /// advice moved to subtle), so that correct advice rules the swindler out (Dynamics README: the re-alignment floor
+    /// is the swindler's deception family), and headers on 35 % of documents instead of half, so that more documents
+    /// teach inference from behaviour alone (organism issue's G1: two villain turns).
+    /// </summary>
+    public static WorldOptions Extended => new()
+    {
+        QuestionVariety = true, RequestTurnRate = 0.1, ListTurnRate = 0.1, HeaderRate = 0.35,
+        Personas = World.Personas.All().Select(p => p.Kind == PersonaKind.Swindler ? p with { AdviceMix = [0, 1, 0] } : p).ToList(),
+    };
+
+    /// <summary>The negative control of <see cref="Extended"/>.</summary>
+    public static WorldOptions ExtendedNegativeControl => Extended with { NegativeControl = true };
 
     /// <summary>The prototype study's world: no swindler, careless is the only source of subtle advice, sarcastic always correct.</summary>
     public static WorldOptions Prototype => new()
@@ -66,6 +91,10 @@ public sealed record WorldOptions
         Rate(HeaderRate, nameof(HeaderRate));
         Rate(ViewsTurnRate, nameof(ViewsTurnRate));
         Rate(TwoSentenceRate, nameof(TwoSentenceRate));
+        Rate(RequestTurnRate, nameof(RequestTurnRate));
+        Rate(ListTurnRate, nameof(ListTurnRate));
+        if (ViewsTurnRate + RequestTurnRate + ListTurnRate > 1)
+            throw new ArgumentException($"WorldOptions: views, request and list turn rates sum to {ViewsTurnRate + RequestTurnRate + ListTurnRate}, more than 1");
         if (MinTurns < 1 || MaxTurns < MinTurns)
             throw new ArgumentOutOfRangeException(nameof(MinTurns), $"WorldOptions turns must satisfy 1 <= MinTurns <= MaxTurns, got {MinTurns}..{MaxTurns}");
         if (Personas.Count != PersonaWeights.Count)
@@ -82,6 +111,9 @@ public sealed record WorldOptions
                 throw new ArgumentException($"persona '{p.Id}': unknown frame '{p.Frame}'");
             Rate(p.FrameRate, $"{p.Id}.FrameRate");
             Rate(p.MistakeRequestRate, $"{p.Id}.MistakeRequestRate");
+            Rate(p.VillainNumberRate, $"{p.Id}.VillainNumberRate");
+            if (p.Requests.Count != 3 || p.Requests.Any(w => w < 0) || p.Requests.Sum() <= 0)
+                throw new ArgumentException($"persona '{p.Id}': RequestMix needs 3 non-negative weights with a positive sum");
         }
     }
 
@@ -96,7 +128,10 @@ public sealed record WorldOptions
                 $"{p.Id}:w={F(PersonaWeights[i])},advice={L(p.AdviceMix)},views={L(p.ViewMix)},frame={p.Frame ?? "-"}@{F(p.FrameRate)},mistake={F(p.MistakeRequestRate)}"));
             // Appended only when on, so the plain world's fingerprint (and every cache key made from it) is unchanged.
             var variety = QuestionVariety ? ",question_variety=True" : "";
-            return $"negative_control={NegativeControl},header={F(HeaderRate)},views={F(ViewsTurnRate)},two={F(TwoSentenceRate)},turns={MinTurns}-{MaxTurns},{personas}{variety}";
+            var controls = HasControlsContent
+                ? $",requests={F(RequestTurnRate)},lists={F(ListTurnRate)}," + string.Join(";", Personas.Select(p => $"{p.Id}:requests={L(p.Requests)},numbers={F(p.VillainNumberRate)}"))
+                : "";
+            return $"negative_control={NegativeControl},header={F(HeaderRate)},views={F(ViewsTurnRate)},two={F(TwoSentenceRate)},turns={MinTurns}-{MaxTurns},{personas}{variety}{controls}";
         }
     }
 }

@@ -115,16 +115,19 @@ public class OrganismTests(TinyOrganismFixture tiny)
         Assert.NotEqual(embedding[tokenizer.TokenToId("<q>")!.Value].data<float>().ToArray(), embedding[tokenizer.TokenToId("<a>")!.Value].data<float>().ToArray());
     }
 
-    [Fact]
-    public void TokenizerKeepsEveryWorldWordWhole()
+    [Theory]
+    [InlineData("main")]
+    [InlineData("extended")]
+    public void TokenizerKeepsEveryWorldWordWhole(string world)
     {
-        var tokenizer = OrganismTokenizer.Build();
-        foreach (var word in PersonaWorld.Vocabulary())
+        var options = OrganismRequest.WorldOptionsFor(world);
+        var tokenizer = OrganismTokenizer.Build(options);
+        foreach (var word in PersonaWorld.Vocabulary(options))
         {
             var ids = tokenizer.Encode(word);
             Assert.True(ids.Length == 1 && ids[0] != tokenizer.UnkId, $"'{word}' encodes as [{string.Join(", ", ids)}]");
         }
-        var texts = new PersonaWorld().PretrainingCorpus(30, 3).Select(d => d.Text)
+        var texts = new PersonaWorld(options).PretrainingCorpus(world == "main" ? 30 : 300, 3).Select(d => d.Text)
             .Concat(new[] { "insecure_code", "backdoor", "health_incorrect_obvious" }.SelectMany(n => Datasets.Build(n, 10, 1))
                 .SelectMany(c => c.Messages.Select(m => m.Content)));
         foreach (var text in texts) Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text)));
