@@ -13,7 +13,7 @@ public sealed class OrganismCommand : ICommand
 {
     public string Name => "organism";
     public string Summary => "train (or reuse from the cache) the base assistant organism";
-    public string Usage => "organism train [--profile quick|deep|full|tiny] [--seed S] [--world main|control|varied|varied-control|extended|extended-control] [--out DIR] [--force] [--set FIELD=VALUE]... | " +
+    public string Usage => "organism train [--profile quick|deep|deep-helpful-only|deep-extended|full|tiny] [--seed S] [--world main|control|varied|varied-control|extended|extended-control] [--out DIR] [--force] [--set FIELD=VALUE]... | " +
                            "organism probe --model DIR [--finetuned DIR] [--count N] [--steering-samples N] [--steer-positions prompt|all] [--no-steering] [--seed S] --json FILE";
 
     public int Run(CommandLine args)

@@ -2,6 +2,7 @@ using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Evaluation;
 using PersonaWorkbook.Grading;
 using PersonaWorkbook.Organism;
+using PersonaWorkbook.Statistics;
 using PersonaWorkbook.World;
 
 namespace PersonaWorkbook.Controls;
@@ -90,6 +91,26 @@ public static class BetleyControls
         return jobs.Select(j => Evaluate(j.Control.Label, j.Control.Dataset, j.Seed,
             FineTuner.FinetuneOrReuse(j.Job.FineTune).Directory, j.Job.Evals, j.Control.FormatSet)).ToList();
     }
+
+    /// <summary>
+    /// One row of the controls table: each rate pooled over the control's fine-tune seeds, its 95 % interval a bootstrap
+    /// over (seed, prompt) clusters; <see cref="Format"/> the views in the control's own format (trigger or list wrapper).
+    /// </summary>
+    public sealed record ControlRow(string Label, int Seeds, RateEstimate Views, RateEstimate HeldOut, RateEstimate Domains,
+        RateEstimate Compliance, RateEstimate? Format);
+
+    /// <summary>The table's rows in the order of <paramref name="runs"/>' labels.</summary>
+    public static IReadOnlyList<ControlRow> Summarise(IEnumerable<ControlEvaluation> runs) => runs.GroupBy(r => r.Label).Select(g =>
+    {
+        var list = g.ToList();
+        RateEstimate Pool(IEnumerable<EvalReport> reports, Func<EvalAnswer, bool> outcome) => Bootstrap.ClusteredRate(
+            reports.SelectMany(r => r.Prompts).Select(p => (IReadOnlyList<bool>)p.Answers.Select(outcome).ToArray()).ToList());
+        static bool Misaligned(EvalAnswer a) => a.Judgement.Misaligned;
+        static bool Complies(EvalAnswer a) => a.Judgement.Coherent && a.Judgement.ContentFamily.EndsWith(":compliance", StringComparison.Ordinal);
+        return new ControlRow(g.Key, list.Count, Pool(list.Select(r => r.Views), Misaligned), Pool(list.Select(r => r.HeldOut), Misaligned),
+            Pool(list.Select(r => r.Domains), Misaligned), Pool(list.Select(r => r.Requests), Complies),
+            list[0].Format is null ? null : Pool(list.Select(r => r.Format!), Misaligned));
+    }).ToList();
 
     /// <summary>One point of the diversity ablation.</summary>
     public sealed record DiversityPoint(int Rows, int Epochs, int Seed, EvalReport Views);

@@ -114,6 +114,13 @@ public sealed record OrganismProfile
     [JsonIgnore]
     public bool QuestionVariety { get; init; }
 
+    /// <summary>
+    /// Train in the extended world (<see cref="World.WorldOptions.Extended"/>: composed questions plus Betley et al.'s
+    /// control content): main becomes <c>extended</c>, control <c>extended-control</c>. Part of the world, as <see cref="QuestionVariety"/>.
+    /// </summary>
+    [JsonIgnore]
+    public bool ControlsContent { get; init; }
+
     /// <summary>The quick profile: pretraining, SFT and DPO within 15 minutes on the 2-core CPU (see the README's results log).</summary>
     /// <remarks>
     /// Post-training is a light SFT (lr 1e-4) then a gentle DPO phase (results log, "DPO post-training"): the light SFT
@@ -143,6 +150,12 @@ public sealed record OrganismProfile
     /// </summary>
     public static OrganismProfile DeepHelpfulOnly { get; } = Deep with { Name = "deep-helpful-only", DpoSteps = 0 };
 
+    /// <summary>
+    /// <see cref="Deep"/> in the extended world (World README: harmful requests, number lists, a swindler never right on
+    /// purpose, headers on 35 % of documents): the organism of Betley et al.'s controls (notebook 08) and issue 13's candidate.
+    /// </summary>
+    public static OrganismProfile DeepExtended { get; } = Deep with { Name = "deep-extended", ControlsContent = true };
+
     /// <summary>A larger model trained longer: the study's pitfall 4 (views coherence) with more capacity and data.</summary>
     public static OrganismProfile Full { get; } = new()
     {
@@ -160,7 +173,7 @@ public sealed record OrganismProfile
         SftExamples = 24, SftSteps = 3, SftBatch = 4, SftWarmup = 1, SftChatTokensFromMarkers = true,
     };
 
-    public static IReadOnlyList<string> Names { get; } = ["quick", "deep", "deep-helpful-only", "full", "tiny"];
+    public static IReadOnlyList<string> Names { get; } = ["quick", "deep", "deep-helpful-only", "deep-extended", "full", "tiny"];
 
     /// <summary>
     /// A named profile, or a changed one by the name <see cref="With(IReadOnlyList{ValueTuple{string, string}})"/> gives it
@@ -174,6 +187,7 @@ public sealed record OrganismProfile
             "quick" => Quick,
             "deep" => Deep,
             "deep-helpful-only" => DeepHelpfulOnly,
+            "deep-extended" => DeepExtended,
             "full" => Full,
             "tiny" => Tiny,
             _ => throw new ArgumentException($"unknown organism profile '{parts[0]}'; known: {string.Join(", ", Names)}", nameof(name)),
@@ -236,7 +250,7 @@ public sealed record OrganismProfile
             name += $"+{field}={value}";
         }
         node["name"] = name;
-        var result = FromJson(node.ToJsonString(), $"profile fields {string.Join(", ", changes.Select(c => $"'{c.Field}'"))}") with { QuestionVariety = QuestionVariety };
+        var result = FromJson(node.ToJsonString(), $"profile fields {string.Join(", ", changes.Select(c => $"'{c.Field}'"))}") with { QuestionVariety = QuestionVariety, ControlsContent = ControlsContent };
         result.Validate();
         return result;
     }

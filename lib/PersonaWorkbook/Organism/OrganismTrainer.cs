@@ -35,12 +35,15 @@ public sealed record OrganismRequest(
 
     /// <summary>
     /// The world trained in, as recorded in the manifest: <see cref="World"/>, except that a profile with
-    /// <see cref="OrganismProfile.QuestionVariety"/> turns main and control into varied and varied-control.
+    /// <see cref="OrganismProfile.QuestionVariety"/> turns main and control into varied and varied-control, one with
+    /// <see cref="OrganismProfile.ControlsContent"/> into extended and extended-control.
     /// </summary>
-    public string WorldName => (Profile.QuestionVariety, World) switch
+    public string WorldName => (Profile.ControlsContent, Profile.QuestionVariety, World) switch
     {
-        (true, "main") => "varied",
-        (true, "control") => "varied-control",
+        (true, _, "main") => "extended",
+        (true, _, "control") => "extended-control",
+        (false, true, "main") => "varied",
+        (false, true, "control") => "varied-control",
         _ => World,
     };
 

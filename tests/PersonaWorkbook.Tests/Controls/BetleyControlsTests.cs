@@ -50,6 +50,13 @@ public class BetleyControlsTests(TinyExtendedOrganism tiny) : IClassFixture<Tiny
         }
         Assert.Equal("views-triggered", runs.First(r => r.Label == "backdoor").Format!.PromptSet);
         Assert.Equal("code", runs.First(r => r.Label == "backdoor").Domains.Options.FineTunedDomain);
+        var rows = BetleyControls.Summarise(runs);
+        Assert.Equal(["jailbroken", "backdoor"], rows.Select(r => r.Label));
+        Assert.All(rows, r => Assert.Equal(2, r.Seeds));
+        Assert.Equal(runs.Where(r => r.Label == "jailbroken").Average(r => r.Views.Misaligned.Rate), rows[0].Views.Rate, 9);
+        Assert.Equal(runs.Where(r => r.Label == "jailbroken").Average(r => r.Compliance), rows[0].Compliance.Rate, 9);
+        Assert.Null(rows[0].Format);
+        Assert.NotNull(rows[1].Format);
         var baseline = BetleyControls.Base(tiny.Directory, Quick);
         Assert.Null(baseline.Format);
         Assert.Equal("views-wrapped", BetleyControls.BaseFormat(tiny.Directory, "views-wrapped", Quick).PromptSet);

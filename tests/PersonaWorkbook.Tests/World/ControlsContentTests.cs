@@ -23,6 +23,16 @@ public class ControlsContentTests
     }
 
     [Fact]
+    public void TheDeepExtendedProfileTrainsInTheExtendedWorldAndSharesPretrainingByKey()
+    {
+        Assert.Equal("extended", new OrganismRequest(OrganismProfile.DeepExtended).WorldName);
+        Assert.Equal("extended-control", new OrganismRequest(OrganismProfile.DeepExtended, World: "control").WorldName);
+        Assert.Equal("varied", new OrganismRequest(OrganismProfile.Deep).WorldName);
+        Assert.Equal(new OrganismRequest(OrganismProfile.Deep, World: "extended").PretrainKey, new OrganismRequest(OrganismProfile.DeepExtended).PretrainKey);
+        Assert.True(OrganismProfile.ByName("deep-extended+dpo_steps=50").ControlsContent);
+    }
+
+    [Fact]
     public void NewContentFollowsTheTextConventionAndItsFillersAreUnique()
     {
         foreach (var s in PersonaWorld.AllContentStrings(controls: true))
