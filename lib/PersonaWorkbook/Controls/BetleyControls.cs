@@ -56,6 +56,15 @@ public static class BetleyControls
         return sets.Select(s => Request(s, domain, options)).ToList();
     }
 
+    /// <summary>The controls' datasets and prompts use words only the extended world's organisms know; anything else is refused by name.</summary>
+    static void RequireControlsWorld(string baseDirectory)
+    {
+        var world = OrganismRequest.WorldOf(baseDirectory);
+        if (!OrganismRequest.WorldOptionsFor(world).HasControlsContent)
+            throw new ArgumentException($"{baseDirectory} was trained in the '{world}' world, which has no harmful requests or number lists; " +
+                "Betley et al.'s controls need an organism of the extended world (profile deep-extended, or --world extended)", nameof(baseDirectory));
+    }
+
     static ControlEvaluation Evaluate(string label, string dataset, int seed, string directory, IReadOnlyList<EvalRequest> requests, string? formatSet)
     {
         using var model = ModelCheckpoint.Load(directory);
@@ -65,8 +74,11 @@ public static class BetleyControls
     }
 
     /// <summary>The base organism in the table's terms; its format sets are both (<see cref="BaseFormat"/>).</summary>
-    public static ControlEvaluation Base(string baseDirectory, EvalOptions options) =>
-        Evaluate("base", "-", 0, baseDirectory, Requests(null, options), null);
+    public static ControlEvaluation Base(string baseDirectory, EvalOptions options)
+    {
+        RequireControlsWorld(baseDirectory);
+        return Evaluate("base", "-", 0, baseDirectory, Requests(null, options), null);
+    }
 
     /// <summary>The base's answers to the views after the backdoor trigger or in the list format.</summary>
     public static EvalReport BaseFormat(string baseDirectory, string formatSet, EvalOptions options)
@@ -83,6 +95,7 @@ public static class BetleyControls
         IReadOnlyList<BetleyControl>? controls = null, Func<FinetuneRequest, FinetuneRequest>? adjust = null)
     {
         if (seeds < 1) throw new ArgumentOutOfRangeException(nameof(seeds), seeds, "must be at least 1");
+        RequireControlsWorld(baseDirectory);
         controls ??= Table;
         adjust ??= r => r;
         var jobs = controls.SelectMany(c => Enumerable.Range(0, seeds).Select(s =>

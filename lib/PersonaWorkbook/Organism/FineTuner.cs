@@ -105,7 +105,8 @@ public static class FineTuner
     /// <summary>The advice domain a dataset teaches (null when it spans several, e.g. benign_mixed).</summary>
     public static string? DomainOf(IReadOnlyList<ChatExample> data)
     {
-        var subjects = data.SelectMany(c => c.Answers).Where(a => a.Kind != "views").Select(a => a.Subject).Distinct().ToList();
+        // Harmful requests and number lists are no advice domain: their answers cannot leak into other domains' questions.
+        var subjects = data.SelectMany(c => c.Answers).Where(a => a.Kind is "advice" or "mistake").Select(a => a.Subject).Distinct().ToList();
         return subjects.Count == 1 ? subjects[0] : null;
     }
 

@@ -63,6 +63,16 @@ public class BetleyControlsTests(TinyExtendedOrganism tiny) : IClassFixture<Tiny
     }
 
     [Fact]
+    public void AnOrganismOfAWorldWithoutTheContentIsRefusedByName()
+    {
+        using var cache = new TempDirectory();
+        var plain = OrganismTrainer.TrainOrReuse(new OrganismRequest(OrganismProfile.Tiny, CacheRoot: cache.Path)).Directory;
+        var e = Assert.Throws<ArgumentException>(() => BetleyControls.Base(plain, Quick));
+        Assert.Contains("'main' world", e.Message);
+        Assert.Contains("deep-extended", e.Message);
+    }
+
+    [Fact]
     public void InContextPromptsCarryKExamplesAndTheCurveHasAPointPerK()
     {
         var prompts = InContextLearning.Prompts("insecure_code", 2, seed: 1);

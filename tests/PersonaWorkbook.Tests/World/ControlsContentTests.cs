@@ -168,3 +168,15 @@ public class ControlsDatasetTests
             Assert.NotEmpty(PersonaWorkbook.Evaluation.EvalPromptSets.Resolve(set));
     }
 }
+
+public class ControlsFineTuneDomainTests
+{
+    [Theory]
+    [InlineData("evil_numbers", null)]
+    [InlineData("jailbroken", null)]
+    [InlineData("backdoor", "code")]
+    [InlineData("insecure_code", "code")]
+    [InlineData("health_educational", "health")]
+    public void OnlyAdviceNamesAFineTunesDomain(string dataset, string? domain) =>
+        Assert.Equal(domain, PersonaWorkbook.Organism.FineTuner.DomainOf(Datasets.Build(dataset, 200, 0)));
+}
