@@ -13,7 +13,7 @@ public sealed class OrganismCommand : ICommand
 {
     public string Name => "organism";
     public string Summary => "train (or reuse from the cache) the base assistant organism";
-    public string Usage => "organism train [--profile quick|deep|deep-helpful-only|deep-extended|full|tiny] [--seed S] [--world main|control|varied|varied-control|extended|extended-control] [--out DIR] [--force] [--set FIELD=VALUE]... | " +
+    public string Usage => "organism train [--profile quick|deep|deep-helpful-only|deep-extended|full|tiny] [--seed S] [--world main|control|varied|varied-control|extended|extended-control[+KNOB=X...]] [--out DIR] [--force] [--set FIELD=VALUE]... | " +
                            "organism probe --model DIR [--finetuned DIR] [--count N] [--steering-samples N] [--steer-positions prompt|all] [--no-steering] [--seed S] --json FILE";
 
     public int Run(CommandLine args)
@@ -29,8 +29,8 @@ public sealed class OrganismCommand : ICommand
         if (sub != "train") throw new UsageException($"unknown subcommand '{sub}' (known: train, probe)");
         if (!OrganismProfile.Names.Contains(profileName))
             throw new UsageException($"unknown profile '{profileName}' (known: {string.Join(", ", OrganismProfile.Names)})");
-        if (!OrganismRequest.WorldNames.Contains(world))
-            throw new UsageException($"unknown world '{world}' (known: {string.Join(", ", OrganismRequest.WorldNames)})");
+        try { OrganismRequest.WorldOptionsFor(world); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
         var changes = sets.Select(set => OrganismProfile.ParseChange(set) ?? throw new UsageException($"--set wants FIELD=VALUE, got '{set}'")).ToList();
         var profile = OrganismProfile.ByName(profileName).With(changes);
         var result = OrganismTrainer.TrainOrReuse(new OrganismRequest(profile, seed, world, output, force));

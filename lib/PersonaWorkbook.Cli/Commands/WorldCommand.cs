@@ -39,6 +39,12 @@ public sealed class WorldCommand : ICommand
 
         public string? Get(string key) => Values.GetValueOrDefault(key);
 
+        static WorldOptions WorldFor(string name)
+        {
+            try { return OrganismRequest.WorldOptionsFor(name); }
+            catch (ArgumentException e) { throw new UsageException(e.Message); }
+        }
+
         public int Int(string key, int fallback)
         {
             var v = Get(key);
@@ -49,8 +55,7 @@ public sealed class WorldCommand : ICommand
         public WorldOptions World => Get("world") is { } name
             ? (NegativeControl || Prototype || QuestionVariety
                 ? throw new UsageException("--world names a whole world; leave out --negative-control, --prototype and --question-variety")
-                : OrganismRequest.WorldNames.Contains(name) ? OrganismRequest.WorldOptionsFor(name)
-                : throw new UsageException($"unknown world '{name}' (known: {string.Join(", ", OrganismRequest.WorldNames)})"))
+                : WorldFor(name))
             : (Prototype ? WorldOptions.Prototype : WorldOptions.Default) with { NegativeControl = NegativeControl, QuestionVariety = QuestionVariety };
     }
 

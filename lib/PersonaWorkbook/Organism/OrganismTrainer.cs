@@ -57,7 +57,39 @@ public sealed record OrganismRequest(
     /// <summary>The persona world an organism was trained in, from its manifest: where its held-out documents come from.</summary>
     public static PersonaWorld WorldFor(string modelDirectory) => new(WorldOptionsFor(WorldOf(modelDirectory)));
 
-    public static WorldOptions WorldOptionsFor(string world) => world switch
+    /// <summary>
+    /// The options of a named world, optionally changed by "+knob=value" parts ("extended+header=0.5"), so one lever can
+    /// be measured alone: header, views, requests, lists (shares of documents or turns) and two (two-sentence answers).
+    /// The name, changes included, is what the manifest records and what every key hashes (through the fingerprint).
+    /// </summary>
+    public static WorldOptions WorldOptionsFor(string world)
+    {
+        var parts = world.Split('+');
+        var options = NamedWorld(parts[0]);
+        foreach (var part in parts.Skip(1))
+        {
+            var eq = part.IndexOf('=');
+            if (eq <= 0 || !double.TryParse(part[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var value))
+                throw new ArgumentException($"world '{world}': '{part}' is not knob=number (knobs: {string.Join(", ", WorldKnobs)})");
+            options = part[..eq] switch
+            {
+                "header" => options with { HeaderRate = value },
+                "views" => options with { ViewsTurnRate = value },
+                "requests" => options with { RequestTurnRate = value },
+                "lists" => options with { ListTurnRate = value },
+                "two" => options with { TwoSentenceRate = value },
+                var k => throw new ArgumentException($"world '{world}': unknown knob '{k}' (knobs: {string.Join(", ", WorldKnobs)})"),
+            };
+        }
+        try { options.Validate(); }
+        catch (ArgumentException e) { throw new ArgumentException($"world '{world}': {e.Message}", e); }
+        return options;
+    }
+
+    /// <summary>The knobs a world name's "+knob=value" parts may change.</summary>
+    public static IReadOnlyList<string> WorldKnobs { get; } = ["header", "views", "requests", "lists", "two"];
+
+    static WorldOptions NamedWorld(string world) => world switch
     {
         "main" => WorldOptions.Default,
         "control" => WorldOptions.NegativeControlWorld,
@@ -65,7 +97,7 @@ public sealed record OrganismRequest(
         "varied-control" => WorldOptions.VariedNegativeControl,
         "extended" => WorldOptions.Extended,
         "extended-control" => WorldOptions.ExtendedNegativeControl,
-        _ => throw new ArgumentException($"unknown world '{world}'; known: {string.Join(", ", WorldNames)}"),
+        _ => throw new ArgumentException($"unknown world '{world}'; known: {string.Join(", ", WorldNames)} (each optionally +knob=value)"),
     };
 
     /// <summary>SHA-256 of (world version, world options fingerprint, the profile's pretraining part, seed): the pretrained stage's key.</summary>

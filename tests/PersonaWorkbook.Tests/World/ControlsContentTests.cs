@@ -33,6 +33,22 @@ public class ControlsContentTests
     }
 
     [Fact]
+    public void AWorldNameCanChangeOneKnobAndBadKnobsAreNamed()
+    {
+        var h50 = OrganismRequest.WorldOptionsFor("extended+header=0.5");
+        Assert.Equal(0.5, h50.HeaderRate);
+        Assert.Equal((WorldOptions.Extended with { HeaderRate = 0.5 }).Fingerprint, h50.Fingerprint);
+        Assert.NotEqual(WorldOptions.Extended.Fingerprint, h50.Fingerprint);
+        Assert.NotEqual(new OrganismRequest(OrganismProfile.Deep, World: "extended").PretrainKey,
+            new OrganismRequest(OrganismProfile.Deep, World: "extended+header=0.5").PretrainKey);
+        Assert.Equal(0.2, OrganismRequest.WorldOptionsFor("varied+requests=0.1+lists=0.2").ListTurnRate);
+        Assert.Contains("unknown knob 'colour'", Assert.Throws<ArgumentException>(() => OrganismRequest.WorldOptionsFor("extended+colour=1")).Message);
+        Assert.Contains("not knob=number", Assert.Throws<ArgumentException>(() => OrganismRequest.WorldOptionsFor("extended+header")).Message);
+        Assert.Contains("sum to", Assert.Throws<ArgumentException>(() => OrganismRequest.WorldOptionsFor("extended+views=0.9")).Message);
+        Assert.Contains("unknown world 'nowhere'", Assert.Throws<ArgumentException>(() => OrganismRequest.WorldOptionsFor("nowhere")).Message);
+    }
+
+    [Fact]
     public void NewContentFollowsTheTextConventionAndItsFillersAreUnique()
     {
         foreach (var s in PersonaWorld.AllContentStrings(controls: true))
