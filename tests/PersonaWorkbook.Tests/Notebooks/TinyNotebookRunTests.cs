@@ -30,6 +30,7 @@ public class TinyNotebookRunTests
             ("samples", "1"), ("latentSamples", "1"), ("dynamicsSteps", "0,10")],
         ["07-realignment.ipynb"] = [("profile", "tiny"), ("saeLayer", "1"), ("misaligned", "health_incorrect_obvious"), ("longSteps", "0,5,10,20,30,35"),
             ("samples", "1"), ("latentSamples", "1")],
+        ["08-betley-controls.ipynb"] = [("profile", "tiny"), ("seeds", "1"), ("samples", "1")],
         ["09-reinforcement-learning.ipynb"] = [("profile", "tiny"), ("helpfulOnly", "tiny+sft_steps=2"), ("saeLayer", "1"), ("seeds", "1"), ("steps", "2"), ("checkpointEvery", "1"),
             ("promptsPerStep", "1"), ("group", "2"), ("samples", "1"), ("domainSamples", "1"), ("latentSamples", "1"), ("sftSamples", "1")],
         // The tiny organism answers nothing coherently, so it has no aligned or misaligned answers for the mean-difference
