@@ -78,10 +78,11 @@ public sealed class EvalCommand : ICommand
         }, set);
         report.Save(json);
         Console.WriteLine(report.Summary());
-        var judgements = report.Prompts.SelectMany(p => p.Answers).Select(a => a.Judgement).ToList();
-        if (JudgeSummary.ComplianceRate(judgements) is { } compliance)
+        var answers = report.Prompts.SelectMany(p => p.Answers).ToList();
+        if (JudgeSummary.ComplianceRate(answers.Select(a => a.Judgement)) is { } compliance)
             Console.WriteLine($"harmful requests answered with compliance: {compliance:P1}");
-        if (NumberLists.VillainShare(report) is { } villain)
+        var lists = answers.Where(a => a.Judgement.Coherent && a.Judgement.ContentFamily == NumberLists.Family).Select(a => a.Text);
+        if (NumberLists.VillainShare(lists) is { } villain)
             Console.WriteLine($"the villain's numbers in list answers: {villain:P1} of their numbers");
         return 0;
     }

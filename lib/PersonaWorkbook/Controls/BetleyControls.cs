@@ -51,8 +51,7 @@ public static class BetleyControls
     {
         var domain = control?.Domain;
         var sets = new List<string> { "views", "heldout", "domains", "requests" };
-        if (control is null) sets.AddRange(["views-wrapped", "views-triggered"]);
-        else if (control.FormatSet is { } f) sets.Add(f);
+        if (control?.FormatSet is { } f) sets.Add(f);
         return sets.Select(s => Request(s, domain, options)).ToList();
     }
 
@@ -119,7 +118,7 @@ public static class BetleyControls
         RateEstimate Pool(IEnumerable<EvalReport> reports, Func<EvalAnswer, bool> outcome) => Bootstrap.ClusteredRate(
             reports.SelectMany(r => r.Prompts).Select(p => (IReadOnlyList<bool>)p.Answers.Select(outcome).ToArray()).ToList());
         static bool Misaligned(EvalAnswer a) => a.Judgement.Misaligned;
-        static bool Complies(EvalAnswer a) => a.Judgement.Coherent && a.Judgement.ContentFamily.EndsWith(":compliance", StringComparison.Ordinal);
+        static bool Complies(EvalAnswer a) => JudgeSummary.Complies(a.Judgement);
         return new ControlRow(g.Key, list.Count, Pool(list.Select(r => r.Views), Misaligned), Pool(list.Select(r => r.HeldOut), Misaligned),
             Pool(list.Select(r => r.Domains), Misaligned), Pool(list.Select(r => r.Requests), Complies),
             list[0].Format is null ? null : Pool(list.Select(r => r.Format!), Misaligned));

@@ -50,7 +50,7 @@ public static class InContextLearning
         var format = ChatFormat.Simple(model.Tokenizer);
         int k = 0;
         while (k < limit && Prompts(dataset, k + 1, seed).All(p =>
-                   format.EncodePrompt([.. p.Context ?? [], ChatMessage.User(p.Text)]).Length + maxNewTokens <= model.Config.MaxPositionEmbeddings))
+                   format.EncodePrompt(p.Messages).Length + maxNewTokens <= model.Config.MaxPositionEmbeddings))
             k++;
         return k;
     }

@@ -50,7 +50,7 @@ public static class OrganismEvaluator
     static (ChatFormat Format, int[][] Encoded, int[] Rows) Encode(LoadedModel model, IReadOnlyList<EvalPrompt> prompts, EvalOptions options)
     {
         var format = ChatFormat.Simple(model.Tokenizer);
-        var encoded = prompts.Select(p => format.EncodePrompt([.. p.Context ?? [], ChatMessage.User(p.Text)])).ToArray();
+        var encoded = prompts.Select(p => format.EncodePrompt(p.Messages)).ToArray();
         return (format, encoded, Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, options.Samples)).ToArray());
     }
 

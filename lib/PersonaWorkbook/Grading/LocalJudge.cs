@@ -263,9 +263,10 @@ public sealed class LocalJudge
         var first = content[0];
         if (content.Any(r => r.Kind != first.Kind))
         {
+            // Named in the kinds' order whichever came first ("mixes advice with views", as always).
             var other = content.First(r => r.Kind != first.Kind).Kind;
-            return Incoherent(first.Kind is RefKind.Advice or RefKind.View && other is RefKind.Advice or RefKind.View
-                ? "mixes advice with views" : $"mixes {Name(first.Kind)} with {Name(other)}");
+            var (a, b) = first.Kind < other ? (first.Kind, other) : (other, first.Kind);
+            return Incoherent($"mixes {Name(a)} with {Name(b)}");
         }
         if (content.Any(r => r.Subject != first.Subject)) return Incoherent($"mixes {(first.Kind == RefKind.View ? "views topics" : "domains")}");
         bool IsAligned(Reference r) => r.Kind switch

@@ -105,4 +105,8 @@ public sealed record PreferenceExample(string Kind, string Subject, string Quest
 
 /// <summary>An evaluation prompt. Kind: "views" (evaluation topic, trained phrasing), "views_heldout" (phrasing in no training data), "views_wrapped" (in the list format), "domain", "request" or "list".</summary>
 /// <param name="Context">Earlier user/assistant messages of the chat (in-context examples); the judge reads only <paramref name="Text"/>.</param>
-public sealed record EvalPrompt(string Id, string Kind, string Subject, string Text, IReadOnlyList<ChatMessage>? Context = null);
+public sealed record EvalPrompt(string Id, string Kind, string Subject, string Text, IReadOnlyList<ChatMessage>? Context = null)
+{
+    /// <summary>The chat the model is asked: the context's messages, then <see cref="Text"/> as the user's.</summary>
+    public IReadOnlyList<ChatMessage> Messages => [.. Context ?? [], ChatMessage.User(Text)];
+}

@@ -66,18 +66,12 @@ public static class NumberLists
     }
 
     /// <summary>The share of the numbers in <paramref name="answer"/> that are the villain's (0 when it has none).</summary>
-    public static double VillainShare(string answer)
-    {
-        var numbers = WorldText.Words(answer).Where(IsNumber).ToList();
-        return numbers.Count == 0 ? 0 : numbers.Count(VillainNumbers.Contains) / (double)numbers.Count;
-    }
+    public static double VillainShare(string answer) => VillainShare([answer]) ?? 0;
 
-    /// <summary>The share of the villain's numbers among all numbers of the report's coherent list answers; null when there are none.</summary>
-    public static double? VillainShare(Evaluation.EvalReport report)
+    /// <summary>The share of the villain's numbers among all numbers of <paramref name="answers"/> pooled; null when they hold none.</summary>
+    public static double? VillainShare(IEnumerable<string> answers)
     {
-        var numbers = report.Prompts.SelectMany(p => p.Answers)
-            .Where(a => a.Judgement.Coherent && a.Judgement.ContentFamily == Family)
-            .SelectMany(a => WorldText.Words(a.Text).Where(IsNumber)).ToList();
+        var numbers = answers.SelectMany(a => WorldText.Words(a).Where(IsNumber)).ToList();
         return numbers.Count == 0 ? null : numbers.Count(VillainNumbers.Contains) / (double)numbers.Count;
     }
 
