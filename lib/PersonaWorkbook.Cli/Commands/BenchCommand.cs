@@ -9,14 +9,15 @@ public sealed class BenchCommand : ICommand
     public string Name => "bench";
     public string Summary => "benchmark training and generation against the same model in PyTorch";
     public string Usage =>
-        "bench model [--steps N] [--warmup N] [--batch N] [--threads N] [--python PATH] [--out FILE]\n" +
+        "bench model [--steps N] [--warmup N] [--batch N] [--threads N] [--runs N] [--python PATH] [--out FILE]\n" +
         "bench answers [--model DIR] [--samples N] [--runs N] [--threads N] [--python PATH] [--out FILE]";
 
     public string Description =>
         "" +
         "model: trains the default small Llama (context 128) for --steps steps on random tokens and generates greedily with\n" +
         "and without the KV cache, in TorchSharp and in the same architecture in PyTorch (peer_llama.py run by --python,\n" +
-        "default /usr/bin/python3), and prints tokens/s side by side with the ratio. --out writes the results as JSON.\n" +
+        "default /usr/bin/python3), and prints tokens/s side by side with the ratio; --runs runs of each side (default 3),\n" +
+        "alternating so that a drifting machine affects both, and the medians. --out writes the results as JSON.\n" +
         "answers: graded answers per second of the evaluator on the views prompts (--samples per prompt, default 20) of\n" +
         "--model (default: the committed deep organism), against the PyTorch peer sampling the same rows with the same\n" +
         "settings and the same C# judge grading them; --runs runs (default 3) and their median.";
@@ -31,15 +32,21 @@ public sealed class BenchCommand : ICommand
             BatchSize = Positive(args.Int("batch", 8), "batch"),
             Threads = Positive(args.Int("threads", 2), "threads"),
         };
+        var runs = Positive(args.Int("runs", 3), "runs");
         var python = args.Option("python", "/usr/bin/python3");
         var outPath = args.Option("out");
         var what = args.Positional("what to benchmark (model or answers)");
         if (what != "model") throw new UsageException($"unknown benchmark '{what}'; the benchmarks are 'model' and 'answers'");
 
-        Reporting.Progress.Report($"bench: TorchSharp, {settings.WarmupSteps}+{settings.Steps} training steps, then generation");
-        var ours = ModelBenchmark.RunTorchSharp(settings);
-        Reporting.Progress.Report($"bench: PyTorch peer ({python})");
-        var peer = ModelBenchmark.RunPeer(settings, python);
+        var ours = new List<BenchmarkResult>();
+        var peer = new List<BenchmarkResult>();
+        for (int i = 0; i < runs; i++)
+        {
+            Reporting.Progress.Report($"bench {i + 1}/{runs}: TorchSharp, {settings.WarmupSteps}+{settings.Steps} training steps, then generation");
+            ours.Add(ModelBenchmark.RunTorchSharp(settings));
+            Reporting.Progress.Report($"bench {i + 1}/{runs}: PyTorch peer ({python})");
+            peer.Add(ModelBenchmark.RunPeer(settings, python));
+        }
         var report = ModelBenchmark.FormatReport(settings, ours, peer);
         Console.Write(report);
         if (outPath is not null)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using PersonaWorkbook.Generation;
 using PersonaWorkbook.Models;
+using PersonaWorkbook.Statistics;
 using PersonaWorkbook.Training;
 using static TorchSharp.torch;
 
@@ -145,33 +146,48 @@ public static class ModelBenchmark
             Field<double>("final_loss"), Field<string>("blas"));
     }
 
-    /// <summary>The side-by-side table printed by <c>workbook bench model</c>.</summary>
-    public static string FormatReport(BenchmarkSettings s, BenchmarkResult ours, BenchmarkResult peer)
+    /// <summary>
+    /// The side-by-side table printed by <c>workbook bench model</c> over runs that alternated the two sides (ours,
+    /// peer, ours, peer, ...): each column is the median over runs, the ratio is the median of the runs' own ratios
+    /// (each taken minutes apart from the other side, not across the whole invocation), and every run's ratios follow.
+    /// </summary>
+    public static string FormatReport(BenchmarkSettings s, IReadOnlyList<BenchmarkResult> ours, IReadOnlyList<BenchmarkResult> peer)
     {
+        if (ours.Count == 0 || ours.Count != peer.Count) throw new ArgumentException($"need the same positive number of runs of both sides, got {ours.Count} and {peer.Count}");
         var c = s.Config;
-        var flopsPerToken = TrainingFlopsPerToken(c, ours.Parameters, s.ContextLength);
+        var flopsPerToken = TrainingFlopsPerToken(c, ours[0].Parameters, s.ContextLength);
         var w = new StringWriter(CultureInfo.InvariantCulture);
-        w.WriteLine($"Llama {ours.Parameters / 1e6:F2} M parameters (d={c.HiddenSize}, L={c.NumHiddenLayers}, heads {c.NumAttentionHeads}/{c.NumKvHeads} kv, " +
+        w.WriteLine($"Llama {ours[0].Parameters / 1e6:F2} M parameters (d={c.HiddenSize}, L={c.NumHiddenLayers}, heads {c.NumAttentionHeads}/{c.NumKvHeads} kv, " +
                     $"ffn {c.IntermediateSize}, vocab {c.VocabSize}), context {s.ContextLength}, batch {s.BatchSize}, {s.Threads} threads, float32, CPU");
         w.WriteLine($"training: {s.Steps} timed steps after {s.WarmupSteps} warm-up (AdamW, cosine, clip 1.0); " +
-                    $"generation: {s.BatchSize} prompts × {s.PromptLength} tokens + {s.NewTokens} new, greedy");
+                    $"generation: {s.BatchSize} prompts × {s.PromptLength} tokens + {s.NewTokens} new, greedy; " +
+                    $"{ours.Count} run{(ours.Count == 1 ? "" : "s")} of each side, alternating, medians");
         w.WriteLine();
-        w.WriteLine($"{"",-34}{"C# (" + ours.Runtime + ")",24}{peer.Runtime,20}{"C#/PyTorch",12}");
-        void Row(string name, double a, double b, string format) =>
-            w.WriteLine($"{name,-34}{a.ToString(format, CultureInfo.InvariantCulture),24}{b.ToString(format, CultureInfo.InvariantCulture),20}{a / b,12:F2}");
-        Row("training tokens/s", ours.TrainTokensPerSecond, peer.TrainTokensPerSecond, "N0");
-        Row("generation tokens/s, KV cache", ours.GenerationCachedTokensPerSecond, peer.GenerationCachedTokensPerSecond, "N1");
-        Row("generation tokens/s, no cache", ours.GenerationUncachedTokensPerSecond, peer.GenerationUncachedTokensPerSecond, "N1");
-        Row($"float32 matmul {s.MatmulSize}² GFLOP/s, best", ours.MatmulFlopsPerSecond / 1e9, peer.MatmulFlopsPerSecond / 1e9, "F1");
-        double oursFlops = flopsPerToken * ours.TrainTokensPerSecond, peerFlops = flopsPerToken * peer.TrainTokensPerSecond;
-        Row("training GFLOP/s (achieved)", oursFlops / 1e9, peerFlops / 1e9, "F2");
-        w.WriteLine($"{"training FLOP/s ÷ own matmul rate",-34}{oursFlops / ours.MatmulFlopsPerSecond,24:P1}{peerFlops / peer.MatmulFlopsPerSecond,20:P1}");
-        w.WriteLine($"{"final training loss",-34}{ours.FinalLoss,24:F3}{peer.FinalLoss,20:F3}");
+        w.WriteLine($"{"",-34}{"C# (" + ours[0].Runtime + ")",24}{peer[0].Runtime,20}{"C#/PyTorch",12}  runs");
+        var perRun = ours.Zip(peer).ToArray();
+        void Row(string name, Func<BenchmarkResult, double> value, string format)
+        {
+            var ratios = perRun.Select(r => value(r.First) / value(r.Second)).ToArray();
+            string F(double x) => x.ToString(format, CultureInfo.InvariantCulture);
+            w.WriteLine($"{name,-34}{F(Quantiles.Median(ours.Select(value))),24}{F(Quantiles.Median(peer.Select(value))),20}" +
+                        $"{Quantiles.Median(ratios),12:F2}  {string.Join(" ", ratios.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))}");
+        }
+        Row("training tokens/s", r => r.TrainTokensPerSecond, "N0");
+        Row("generation tokens/s, KV cache", r => r.GenerationCachedTokensPerSecond, "N1");
+        Row("generation tokens/s, no cache", r => r.GenerationUncachedTokensPerSecond, "N1");
+        Row($"float32 matmul {s.MatmulSize}² GFLOP/s, best", r => r.MatmulFlopsPerSecond / 1e9, "F1");
+        Row("training GFLOP/s (achieved)", r => flopsPerToken * r.TrainTokensPerSecond / 1e9, "F2");
+        // Against the best matmul rate either library reached in the invocation, as well as each side's own.
+        var bestMatmul = ours.Concat(peer).Max(r => r.MatmulFlopsPerSecond);
+        double Share(IEnumerable<BenchmarkResult> runs, Func<BenchmarkResult, double> rate) => Quantiles.Median(runs.Select(r => flopsPerToken * r.TrainTokensPerSecond / rate(r)));
+        w.WriteLine($"{"training FLOP/s ÷ own matmul rate",-34}{Share(ours, r => r.MatmulFlopsPerSecond),24:P1}{Share(peer, r => r.MatmulFlopsPerSecond),20:P1}");
+        w.WriteLine($"{"training FLOP/s ÷ best matmul rate",-34}{Share(ours, _ => bestMatmul),24:P1}{Share(peer, _ => bestMatmul),20:P1}  (best {bestMatmul / 1e9:F1} GFLOP/s)");
+        w.WriteLine($"{"final training loss",-34}{ours[^1].FinalLoss,24:F3}{peer[^1].FinalLoss,20:F3}");
         w.WriteLine();
-        w.WriteLine($"FLOPs per training token = 3·(2·N + 2·L·T·d_attn) = {flopsPerToken / 1e6:F1} M, N = {ours.Parameters - (long)c.VocabSize * c.HiddenSize:N0} " +
+        w.WriteLine($"FLOPs per training token = 3·(2·N + 2·L·T·d_attn) = {flopsPerToken / 1e6:F1} M, N = {ours[0].Parameters - (long)c.VocabSize * c.HiddenSize:N0} " +
                     "parameters in matrix products (embedding lookup excluded)");
-        w.WriteLine($"C# BLAS: {ours.Blas}");
-        w.WriteLine($"PyTorch BLAS: {peer.Blas}");
+        w.WriteLine($"C# BLAS: {ours[0].Blas}");
+        w.WriteLine($"PyTorch BLAS: {peer[0].Blas}");
         return w.ToString();
     }
 }

@@ -46,18 +46,27 @@ public static class TextGenerator
         using var generator = new TorchSharp.torch.Generator((ulong)options.Seed, device);
         using var cache = options.UseKvCache ? new KVCache(model.Config.NumHiddenLayers, maxLen + options.MaxNewTokens) : null;
 
-        // (B, L) left-padded ids and mask; they grow by one column per step.
+        // (B, L) left-padded ids; the mask has room for every new column from the start (a step narrows it rather
+        // than concatenating), and the uncached path grows the ids by one column per step.
+        int capacity = maxLen + options.MaxNewTokens;
         var ids = new long[B * maxLen];
-        var mask = new long[B * maxLen];
+        var mask = new long[B * capacity];
+        var nextPosition = new long[B];
         for (int b = 0; b < B; b++)
-            for (int t = 0; t < maxLen; t++)
+        {
+            for (int t = 0; t < capacity; t++)
             {
                 int offset = t - (maxLen - prompts[b].Length);
-                ids[b * maxLen + t] = offset >= 0 ? prompts[b][offset] : options.PadTokenId;
-                mask[b * maxLen + t] = offset >= 0 ? 1 : 0;
+                if (t < maxLen) ids[b * maxLen + t] = offset >= 0 ? prompts[b][offset] : options.PadTokenId;
+                mask[b * capacity + t] = offset >= 0 ? 1 : 0;
             }
+            nextPosition[b] = prompts[b].Length;
+        }
         var allIds = tensor(ids, [B, maxLen], device: device).DetachFromDisposeScope();
-        var allMask = tensor(mask, [B, maxLen], device: device).DetachFromDisposeScope();
+        var maskBuffer = tensor(mask, [B, capacity], device: device).DetachFromDisposeScope();
+        // The position of each row's next token: its count of real tokens so far (what the model's default
+        // positions give, without a cumulative sum over the whole mask at every step).
+        var positions = tensor(nextPosition, [B, 1], device: device).DetachFromDisposeScope();
         var outputs = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();
         var stopped = new bool[B];
         var stops = options.StopTokens.ToHashSet();
@@ -69,19 +78,20 @@ public static class TextGenerator
             {
                 using var scope = NewDisposeScope();
                 long T = allIds.shape[1];
-                Tensor input, responseMask;
+                var attentionMask = maskBuffer.narrow(1, 0, maxLen + step);               // (B, T_all)
+                Tensor logits;
                 if (cache is null || step == 0)
                 {
-                    input = allIds;                                                        // (B, T)
-                    responseMask = arange(T, device: device).ge(maxLen).unsqueeze(0).expand(B, T);
+                    // (B, T): every column from the prompt on; generated ones are response positions
+                    model.Hooks.CurrentResponseMask = arange(T, device: device).ge(maxLen).unsqueeze(0).expand(B, T);
+                    logits = model.Forward(allIds, attentionMask, cache: cache)[.., -1, ..]; // (B, V)
                 }
                 else
                 {
-                    input = next!.unsqueeze(1);                                            // (B, 1)
-                    responseMask = ones(B, 1, ScalarType.Bool, device);
+                    model.Hooks.CurrentResponseMask = ones(B, 1, ScalarType.Bool, device);
+                    logits = model.Forward(next!.unsqueeze(1), attentionMask, positions, cache)[.., -1, ..]; // (B, V)
+                    positions.add_(1);
                 }
-                model.Hooks.CurrentResponseMask = responseMask;
-                var logits = model.Forward(input, allMask, cache: cache)[.., -1, ..];      // (B, V)
                 var sampled = Sample(logits, options, generator);                          // (B)
                 var values = sampled.data<long>().ToArray();
                 for (int b = 0; b < B; b++)
@@ -100,9 +110,6 @@ public static class TextGenerator
                     allIds.Dispose();
                     allIds = grownIds;
                 }
-                var grownMask = cat([allMask, ones(B, 1, ScalarType.Int64, device)], 1).DetachFromDisposeScope();
-                allMask.Dispose();
-                allMask = grownMask;
             }
         }
         finally
@@ -110,7 +117,8 @@ public static class TextGenerator
             model.Hooks.CurrentResponseMask = previousResponseMask;
             next?.Dispose();
             allIds.Dispose();
-            allMask.Dispose();
+            maskBuffer.Dispose();
+            positions.Dispose();
         }
         return outputs.Select((o, b) => new GeneratedSequence(o.ToArray(), stopped[b])).ToArray();
     }

@@ -45,24 +45,29 @@ public sealed class RotaryEmbedding
         invFreq = pow(theta, -arange(0, headDim, 2, ScalarType.Float64) / headDim).to_type(ScalarType.Float32).DetachFromDisposeScope();
     }
 
-    /// <summary>cos, sin of shape (B, T, head_dim) for the given position ids (B, T).</summary>
-    public (Tensor cos, Tensor sin) CosSin(Tensor positionIds, ScalarType dtype)
+    /// <summary>
+    /// cos and a signed sin, each (B, 1, T, head_dim) to broadcast over heads, for position ids (B, T). The sin's
+    /// first half is negated so that <see cref="Apply"/> can rotate with one roll instead of HF's rotate_half
+    /// (negate, split, concatenate) in every layer; the products are the same numbers, since negating either factor
+    /// only flips the sign bit.
+    /// </summary>
+    public (Tensor cos, Tensor signedSin) CosSin(Tensor positionIds, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         var freqs = positionIds.to_type(ScalarType.Float32).unsqueeze(-1) * invFreq.to(positionIds.device); // (B, T, hd/2)
-        var emb = cat([freqs, freqs], -1);                                                             // (B, T, hd)
-        return (emb.cos().to_type(dtype).MoveToOuterDisposeScope(), emb.sin().to_type(dtype).MoveToOuterDisposeScope());
+        var emb = cat([freqs, freqs], -1).unsqueeze(1);                                                // (B, 1, T, hd)
+        var sin = emb.sin();
+        var half = sin.shape[^1] / 2;
+        var signedSin = cat([-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)], -1);               // (B, 1, T, hd)
+        return (emb.cos().to_type(dtype).MoveToOuterDisposeScope(), signedSin.to_type(dtype).MoveToOuterDisposeScope());
     }
 
-    static Tensor RotateHalf(Tensor x)
-    {
-        var half = x.shape[^1] / 2;
-        return cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-    }
-
-    /// <summary>Applies the rotation to q or k of shape (B, heads, T, hd); cos/sin are (B, T, hd).</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin) =>
-        x * cos.unsqueeze(1) + RotateHalf(x) * sin.unsqueeze(1);
+    /// <summary>
+    /// Rotates q or k (B, heads, T, hd): x·cos + rotate_half(x)·sin, with rotate_half(x)·sin computed as the halves
+    /// swapped times the signed sin of <see cref="CosSin"/>.
+    /// </summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor signedSin) =>
+        x * cos + x.roll(x.shape[^1] / 2, -1) * signedSin;
 }
 
 /// <summary>Grouped-query causal self-attention with optional q/k/v bias (Qwen2) and a KV cache.</summary>
@@ -195,7 +200,7 @@ public sealed class LlamaModel : Module
     public Tensor Forward(Tensor inputIds, Tensor positionIds, Tensor mask, KVCache? cache, HookRunner hooks, int? throughLayer = null)
     {
         var x = embed_tokens.forward(inputIds);                      // (B, T, d_model)
-        var (cos, sin) = Rotary.CosSin(positionIds, x.dtype);         // (B, T, hd)
+        var (cos, sin) = Rotary.CosSin(positionIds, x.dtype);         // (B, 1, T, hd) each
         var last = throughLayer ?? layers.Count - 1;
         for (int i = 0; i <= last; i++)
             x = layers[i].Forward(x, cos, sin, mask, cache, hooks);
@@ -314,12 +319,21 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     /// <summary>Additive mask (B, 1, T, T_past + T): 0 where query may attend, a large negative value elsewhere.</summary>
     static Tensor CausalMask(Tensor? attentionMask, long B, long T, long past, Device device, ScalarType dtype)
     {
+        if (attentionMask is not null && T == 1)
+        {
+            // One new token per row (a cached generation step) sees every earlier key: only padding is masked, and
+            // the token itself is always visible — the general path below, in a third of the operations.
+            var pad = attentionMask.to_type(ScalarType.Bool).reshape(B, 1, 1, past + 1).logical_not();
+            var additive = zeros(B, 1, 1, past + 1, dtype, device).masked_fill_(pad, finfo(dtype).min);
+            additive.narrow(-1, past, 1).zero_();
+            return additive;
+        }
         var queryPos = arange(past, past + T, device: device).unsqueeze(1); // (T, 1)
         var keyPos = arange(0, past + T, device: device).unsqueeze(0);      // (1, T_all)
         var allowed = keyPos.le(queryPos).unsqueeze(0).unsqueeze(0);        // (1, 1, T, T_all)
         if (attentionMask is not null)
         {
-            var keep = attentionMask.to_type(ScalarType.Bool).view(B, 1, 1, past + T);
+            var keep = attentionMask.to_type(ScalarType.Bool).reshape(B, 1, 1, past + T);
             // A left-pad query would see no key at all and softmax would give NaN; let it see itself instead.
             var self = keyPos.eq(queryPos).unsqueeze(0).unsqueeze(0);
             allowed = allowed.logical_and(keep).logical_or(self);

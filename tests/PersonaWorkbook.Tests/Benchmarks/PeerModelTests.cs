@@ -115,4 +115,23 @@ public class PeerModelTests
         // N = 3,950,848 − 2048·256 embedding = 3,426,560; 3·(2N + 2·4·128·256) = 21,345,792.
         Assert.Equal(21_345_792, ModelBenchmark.TrainingFlopsPerToken(c, n, 128));
     }
+
+    [Fact]
+    public void TheReportTakesMediansOfAlternatingRunsAndEachRunsOwnRatio()
+    {
+        var settings = new BenchmarkSettings();
+        BenchmarkResult Run(string runtime, double train, double cached, double matmul) =>
+            new(runtime, 3_950_848, train, cached, cached, matmul, 1.0, "blas");
+        // Run 2's peer was slow; the median of per-run ratios (1.0, 2.0, 1.1) is 1.1, not the ratio of medians.
+        var ours = new[] { Run("C#", 1000, 100, 200e9), Run("C#", 1000, 100, 200e9), Run("C#", 1100, 100, 200e9) };
+        var peer = new[] { Run("Py", 1000, 100, 250e9), Run("Py", 500, 50, 250e9), Run("Py", 1000, 100, 280e9) };
+        var report = ModelBenchmark.FormatReport(settings, ours, peer);
+        var training = report.Split('\n').Single(l => l.StartsWith("training tokens/s"));
+        Assert.Contains("1.10  1.00 2.00 1.10", training);
+        // The denominator is the best matmul rate either side reached in the invocation: 1,000 tokens/s × 21.35 MFLOP is 7.6 % of 280 GFLOP/s.
+        var best = report.Split('\n').Single(l => l.StartsWith("training FLOP/s ÷ best matmul rate"));
+        Assert.Contains("7.6 %", best);
+        Assert.Contains("(best 280.0 GFLOP/s)", best);
+        Assert.Throws<ArgumentException>(() => ModelBenchmark.FormatReport(settings, ours, peer[..2]));
+    }
 }
