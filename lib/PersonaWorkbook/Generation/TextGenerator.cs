@@ -31,6 +31,8 @@ public sealed record GeneratedSequence(int[] Tokens, bool Stopped);
 /// </summary>
 public static class TextGenerator
 {
+    const int FuseFromNewTokens = 16;
+
     public static IReadOnlyList<GeneratedSequence> Generate(LlamaForCausalLM model, IReadOnlyList<int[]> prompts, GenerationOptions options)
     {
         if (prompts.Count == 0) return [];
@@ -72,6 +74,8 @@ public static class TextGenerator
         var stops = options.StopTokens.ToHashSet();
         var previousResponseMask = model.Hooks.CurrentResponseMask;
         Tensor? next = null;
+        // Stacking the projections copies the weights once, about what one step reads: worth it only for longer answers.
+        using var fused = options.MaxNewTokens >= FuseFromNewTokens ? model.HoldFusedProjections() : null;
         try
         {
             for (int step = 0; step < options.MaxNewTokens && !stopped.All(s => s); step++)

@@ -75,6 +75,7 @@ public sealed class LlamaAttention : Module
 {
     readonly Linear q_proj, k_proj, v_proj, o_proj;
     readonly int nHeads, nKvHeads, headDim;
+    readonly FusedProjection qkv;
 
     public LlamaAttention(ModelConfig c) : base(nameof(LlamaAttention))
     {
@@ -86,16 +87,22 @@ public sealed class LlamaAttention : Module
         v_proj = Linear(c.HiddenSize, nKvHeads * headDim, hasBias: c.QkvBias);
         o_proj = Linear(nHeads * headDim, c.HiddenSize, hasBias: false);
         RegisterComponents();
+        qkv = new FusedProjection(q_proj, k_proj, v_proj);
     }
+
+    internal FusedProjection Qkv => qkv;
 
     /// <param name="x">(B, T, d_model)</param>
     /// <param name="mask">additive mask (B, 1, T, T_past + T)</param>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KVCache? cache, int layer)
     {
         var (B, T) = (x.shape[0], x.shape[1]);
-        var q = q_proj.call(x).view(B, T, nHeads, headDim).transpose(1, 2);   // (B, nh, T, hd)
-        var k = k_proj.call(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
-        var v = v_proj.call(x).view(B, T, nKvHeads, headDim).transpose(1, 2); // (B, nkv, T, hd)
+        var (qOut, kOut, vOut) = qkv.Outputs(x) is { } fused
+            ? (fused[0], fused[1], fused[2])
+            : (q_proj.call(x), k_proj.call(x), v_proj.call(x));                   // (B, T, nh·hd), (B, T, nkv·hd) × 2
+        var q = qOut.view(B, T, nHeads, headDim).transpose(1, 2);                 // (B, nh, T, hd)
+        var k = kOut.view(B, T, nKvHeads, headDim).transpose(1, 2);               // (B, nkv, T, hd)
+        var v = vOut.view(B, T, nKvHeads, headDim).transpose(1, 2);               // (B, nkv, T, hd)
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);               // (B, nkv, T_past + T, hd)
@@ -131,6 +138,7 @@ public sealed class LlamaAttention : Module
 public sealed class LlamaMLP : Module<Tensor, Tensor>
 {
     readonly Linear gate_proj, up_proj, down_proj;
+    readonly FusedProjection gateUp;
 
     public LlamaMLP(ModelConfig c) : base(nameof(LlamaMLP))
     {
@@ -138,10 +146,83 @@ public sealed class LlamaMLP : Module<Tensor, Tensor>
         up_proj = Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
         down_proj = Linear(c.IntermediateSize, c.HiddenSize, hasBias: false);
         RegisterComponents();
+        gateUp = new FusedProjection(gate_proj, up_proj);
     }
 
-    public override Tensor forward(Tensor x) =>
-        down_proj.call(functional.silu(gate_proj.call(x)) * up_proj.call(x));
+    internal FusedProjection GateUp => gateUp;
+
+    public override Tensor forward(Tensor x)
+    {
+        var (gate, up) = gateUp.Outputs(x) is { } fused ? (fused[0], fused[1]) : (gate_proj.call(x), up_proj.call(x)); // (B, T, ffn) each
+        return down_proj.call(functional.silu(gate) * up);
+    }
+}
+
+/// <summary>
+/// Linear projections of one input computed as a single matrix product while something holds them (a generation,
+/// through <see cref="LlamaForCausalLM.HoldFusedProjections"/>): each output is bit for bit its own projection's — the
+/// same dot products, checked for the organisms' shapes and thread counts — with fewer calls per decoding step.
+/// Not fused when a projection has a bias or forward hooks (LoRA adapters add their path through them), and not
+/// used while gradients are on: the stacked copy is no parameter.
+/// </summary>
+public sealed class FusedProjection(params Linear[] parts)
+{
+    Tensor? weight;   // (Σ out, in)
+    int holders;
+
+    internal bool IsFused => weight is not null;
+
+    internal void Hold()
+    {
+        lock (parts)
+        {
+            // With biases (Qwen2's q/k/v) the stacked product was measured a few bits off the separate ones: not fused.
+            if (holders++ > 0 || parts.Any(p => p.bias is not null) || parts.Any(ForwardHooks.Any)) return;
+            using var _ = no_grad();
+            weight = cat(parts.Select(p => (Tensor)p.weight!).ToArray(), 0).DetachFromDisposeScope();
+        }
+    }
+
+    internal void Release()
+    {
+        lock (parts)
+        {
+            if (holders == 0 || --holders > 0) return;
+            weight?.Dispose();
+            weight = null;
+        }
+    }
+
+    /// <summary>The projections of <paramref name="x"/> (…, in) in the parts' order, or null when not fused now.</summary>
+    public Tensor[]? Outputs(Tensor x)
+    {
+        var w = weight;
+        if (w is null || is_grad_enabled()) return null;
+        var all = functional.linear(x, w);                                          // (…, Σ out)
+        long offset = 0;
+        var outputs = new Tensor[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            var width = parts[i].weight!.shape[0];
+            outputs[i] = all.narrow(-1, offset, width);                             // (…, out_i)
+            offset += width;
+        }
+        return outputs;
+    }
+}
+
+/// <summary>Whether a module has forward hooks: TorchSharp 0.107 keeps them in protected dictionaries, read here once per hold.</summary>
+static class ForwardHooks
+{
+    static readonly System.Reflection.FieldInfo? Pre = Field("pre_hooks"), Post = Field("post_hooks");
+
+    static System.Reflection.FieldInfo? Field(string name) =>
+        typeof(Module<Tensor, Tensor>).GetField(name, System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic);
+
+    /// <summary>True also when this TorchSharp version keeps its hooks elsewhere: then nothing is fused.</summary>
+    public static bool Any(Module<Tensor, Tensor> module) =>
+        Pre?.GetValue(module) is not System.Collections.ICollection pre || Post?.GetValue(module) is not System.Collections.ICollection post
+        || pre.Count > 0 || post.Count > 0;
 }
 
 /// <summary>One pre-norm transformer block, with the TransformerLens activation sites of its residual stream.</summary>
@@ -163,6 +244,9 @@ public sealed class LlamaDecoderLayer : Module
         names = new HookSiteNames(index);
         RegisterComponents();
     }
+
+    internal LlamaAttention Attention => self_attn;
+    internal LlamaMLP Mlp => mlp;
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KVCache? cache, HookRunner hooks)
     {
@@ -192,6 +276,7 @@ public sealed class LlamaModel : Module
     }
 
     internal Embedding EmbedTokens => embed_tokens;
+    internal IEnumerable<LlamaDecoderLayer> Layers => layers;
 
     /// <returns>
     /// final hidden states (B, T, d_model); with <paramref name="throughLayer"/>, the residual after that block, the
@@ -343,4 +428,24 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     }
 
     public int NumParameters() => (int)parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// Stacks each block's q/k/v and gate/up weights into one matrix apiece until the result is disposed, so that
+    /// inference (gradients off) makes two products where it made five; the outputs are the same numbers. Holds
+    /// nest; the weights must not change while held (the stacks are copies taken now).
+    /// </summary>
+    public IDisposable HoldFusedProjections()
+    {
+        var fused = Blocks.SelectMany(l => new[] { l.Attention.Qkv, l.Mlp.GateUp }).ToArray();
+        foreach (var f in fused) f.Hold();
+        return new Release(() => { foreach (var f in fused) f.Release(); });
+    }
+
+    internal IEnumerable<LlamaDecoderLayer> Blocks => model.Layers;
+
+    sealed class Release(Action release) : IDisposable
+    {
+        Action? release = release;
+        public void Dispose() => Interlocked.Exchange(ref release, null)?.Invoke();
+    }
 }

@@ -74,4 +74,50 @@ public class GenerationTests
         Assert.NotEqual(clean.SelectMany(s => s.Tokens), steered[0].SelectMany(s => s.Tokens));
         Assert.Equal(clean.Select(s => s.Tokens), TextGenerator.Generate(model, Prompts, o).Select(s => s.Tokens));
     }
+
+    /// <summary>Stacked projections give the separate ones' numbers exactly; Qwen2's biased q/k/v stay separate (stacked, they were a few bits off).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FusedProjectionsGiveTheSameLogitsBitForBit(bool qwen)
+    {
+        using var model = TinyModels.Build(qwen ? TinyModels.Qwen2() : TinyModels.Llama());
+        using var _ = no_grad();
+        var ids = tensor(new long[] { 1, 5, 6, 7, 1, 9, 3, 2 }, [2, 4]);
+        var separate = model.Forward(ids);
+        var blocks = model.Config.NumHiddenLayers;
+        using (model.HoldFusedProjections())
+        {
+            using (model.HoldFusedProjections()) { }   // holds nest: releasing the inner one keeps the outer's stacks
+            Assert.Equal(qwen ? blocks : 2 * blocks, Fusions(model).Count(f => f.IsFused));
+            Assert.True(model.Forward(ids).eq(separate).all().item<bool>());
+            using (enable_grad())
+                Assert.Null(Fusions(model).First().Outputs(randn(1, model.Config.HiddenSize))); // gradients need the real parameters
+        }
+        Assert.All(Fusions(model), f => Assert.False(f.IsFused));
+        // Longer generations hold the stacks (16 new tokens and more): the same tokens as the uncached path, which holds them too
+        var o = new GenerationOptions { MaxNewTokens = 20, Temperature = 0 };
+        Assert.Equal(TextGenerator.Generate(model, Prompts, o with { MaxNewTokens = 8 }).Select(s => s.Tokens),
+                     TextGenerator.Generate(model, Prompts, o).Select(s => s.Tokens[..8]));
+    }
+
+    [Fact]
+    public void ProjectionsWithAdaptersAreNotFused()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        using var lora = PersonaWorkbook.Lora.LoraModel.Attach(model, new PersonaWorkbook.Lora.LoraConfig { R = 2, LoraAlpha = 4, TargetModules = ["k_proj"], LayersToTransform = [1] });
+        using var _ = no_grad();
+        foreach (var a in lora.Layers) a.B.normal_(0, 0.5);
+        var ids = tensor(new long[] { 1, 5, 6, 7 }, [1, 4]);
+        var adapted = model.Forward(ids);
+        using (model.HoldFusedProjections())
+        {
+            var fused = Fusions(model).Select(f => f.IsFused).ToArray();
+            Assert.Equal(2 * model.Config.NumHiddenLayers - 1, fused.Count(f => f));   // all but block 1's q/k/v
+            Assert.True(model.Forward(ids).eq(adapted).all().item<bool>());
+        }
+    }
+
+    static IEnumerable<PersonaWorkbook.Models.FusedProjection> Fusions(PersonaWorkbook.Models.LlamaForCausalLM model) =>
+        model.Blocks.SelectMany(l => new[] { l.Attention.Qkv, l.Mlp.GateUp });
 }
