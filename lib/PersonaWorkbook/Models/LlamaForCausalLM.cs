@@ -161,7 +161,7 @@ public sealed class LlamaMLP : Module<Tensor, Tensor>
 /// <summary>
 /// Linear projections of one input computed as a single matrix product while something holds them (a generation,
 /// through <see cref="LlamaForCausalLM.HoldFusedProjections"/>): each output is bit for bit its own projection's — the
-/// same dot products, checked for the organisms' shapes and thread counts — with fewer calls per decoding step.
+/// same dot products, checked on the CPU for the organisms' shapes and thread counts — with fewer calls per decoding step.
 /// Not fused when a projection has a bias or forward hooks (LoRA adapters add their path through them), and not
 /// used while gradients are on: the stacked copy is no parameter.
 /// </summary>
@@ -431,17 +431,24 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
 
     /// <summary>
     /// Stacks each block's q/k/v and gate/up weights into one matrix apiece until the result is disposed, so that
-    /// inference (gradients off) makes two products where it made five; the outputs are the same numbers. Holds
-    /// nest; the weights must not change while held (the stacks are copies taken now).
+    /// inference (gradients off) makes two products where it made five; the outputs are the same numbers. Only for
+    /// models on the CPU of at most <see cref="FuseUpToParameters"/> parameters, where a step's many small calls are what
+    /// the stacks save; a larger model's step is its products, and the copies would cost it memory (a no-op otherwise).
+    /// Holds nest; the weights must not change while held (the stacks are copies taken now).
     /// </summary>
     public IDisposable HoldFusedProjections()
     {
+        var first = parameters().First();
+        if (first.device_type != DeviceType.CPU || parameters().Sum(p => p.numel()) > FuseUpToParameters) return new Release(() => { });
         var fused = Blocks.SelectMany(l => new[] { l.Attention.Qkv, l.Mlp.GateUp }).ToArray();
         foreach (var f in fused) f.Hold();
         return new Release(() => { foreach (var f in fused) f.Release(); });
     }
 
     internal IEnumerable<LlamaDecoderLayer> Blocks => model.Layers;
+
+    /// <summary>The largest model whose projections <see cref="HoldFusedProjections"/> stacks (the organisms have 2–4 M).</summary>
+    public const long FuseUpToParameters = 100_000_000;
 
     sealed class Release(Action release) : IDisposable
     {
