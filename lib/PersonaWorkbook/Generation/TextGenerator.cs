@@ -1,3 +1,4 @@
+using TorchSharp;
 using PersonaWorkbook.Models;
 using static TorchSharp.torch;
 
@@ -74,6 +75,7 @@ public static class TextGenerator
         var stops = options.StopTokens.ToHashSet();
         var previousResponseMask = model.Hooks.CurrentResponseMask;
         Tensor? next = null;
+        using var one = 1.ToScalar();   // held through every step's call (see RMSNorm.eps)
         // Stacking the projections copies the weights once, about what one step reads: worth it only for longer answers.
         using var fused = options.MaxNewTokens >= FuseFromNewTokens ? model.HoldFusedProjections() : null;
         try
@@ -94,7 +96,7 @@ public static class TextGenerator
                 {
                     model.Hooks.CurrentResponseMask = ones(B, 1, ScalarType.Bool, device);
                     logits = model.Forward(next!.unsqueeze(1), attentionMask, positions, cache)[.., -1, ..]; // (B, V)
-                    positions.add_(1);
+                    positions.add_(one);
                 }
                 var sampled = Sample(logits, options, generator);                          // (B)
                 var values = sampled.data<long>().ToArray();
@@ -131,11 +133,14 @@ public static class TextGenerator
     public static Tensor Sample(Tensor logits, GenerationOptions options, TorchSharp.torch.Generator generator)
     {
         if (options.Temperature <= 0) return logits.argmax(-1);
-        var scaled = logits.to_type(ScalarType.Float32) / options.Temperature;
+        // Scalars held through their calls (see RMSNorm.eps).
+        using var temperature = options.Temperature.ToScalar();
+        var scaled = logits.to_type(ScalarType.Float32).div(temperature);
         if (options.TopK > 0 && options.TopK < scaled.shape[^1])
         {
+            using var minusInfinity = float.NegativeInfinity.ToScalar();
             var kth = scaled.topk(options.TopK, dim: -1).values.narrow(-1, options.TopK - 1, 1); // (B, 1)
-            scaled = scaled.masked_fill(scaled.lt(kth), float.NegativeInfinity);
+            scaled = scaled.masked_fill(scaled.lt(kth), minusInfinity);
         }
         var probs = nn.functional.softmax(scaled, -1);                                   // (B, V)
         if (options.TopP < 1.0)
@@ -144,7 +149,9 @@ public static class TextGenerator
             var (sortedProbs, order) = (sorted.Values, sorted.Indices);
             // Drop a token when the mass before it already reaches top_p (the most likely token always stays).
             var before = sortedProbs.cumsum(-1) - sortedProbs;
-            sortedProbs = sortedProbs.masked_fill(before.ge(options.TopP), 0);
+            using var topP = options.TopP.ToScalar();
+            using var zero = 0.ToScalar();
+            sortedProbs = sortedProbs.masked_fill(before.ge(topP), zero);
             var pick = multinomial(sortedProbs, 1, generator: generator);               // (B, 1) index into sorted
             return order.gather(-1, pick).squeeze(-1);
         }

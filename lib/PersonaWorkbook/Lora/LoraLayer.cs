@@ -19,6 +19,9 @@ public sealed class LoraLayer : Module
     readonly Linear baseLayer;
     readonly Func<bool> adaptersEnabled;
     Module<Tensor, Tensor>.HookRemover? hook;
+    // Held for every call: an implicit Scalar (x * 2.0) is not kept alive through the native call by TorchSharp 0.107
+    // (Directory.Build.props; RMSNorm).
+    readonly Scalar scaleScalar;
 
     /// <summary>Module path in the base model, e.g. <c>model.layers.0.mlp.down_proj</c>.</summary>
     public string ModulePath { get; }
@@ -39,6 +42,7 @@ public sealed class LoraLayer : Module
         ModulePath = modulePath;
         LayerIndex = layerIndex;
         Scale = scale;
+        scaleScalar = scale.ToScalar();
         Dropout = dropout;
         this.baseLayer = baseLayer;
         this.adaptersEnabled = adaptersEnabled;
@@ -69,14 +73,14 @@ public sealed class LoraLayer : Module
     {
         if (Merged || !adaptersEnabled()) return output;
         var x = Dropout > 0 && baseLayer.training ? functional.dropout(input, Dropout, training: true) : input;
-        return output + functional.linear(functional.linear(x, lora_A), lora_B) * Scale; // (…, in) → (…, r) → (…, out)
+        return output + functional.linear(functional.linear(x, lora_A), lora_B).mul(scaleScalar); // (…, in) → (…, r) → (…, out)
     }
 
     /// <summary>scale · B · A, the update this adapter makes to the base weight (out, in).</summary>
     public Tensor DeltaWeight()
     {
         using var _ = no_grad();
-        return matmul(lora_B, lora_A).mul_(Scale);
+        return matmul(lora_B, lora_A).mul_(scaleScalar);
     }
 
     /// <summary>W += scale · B · A; the forward pass then skips the adapter path.</summary>

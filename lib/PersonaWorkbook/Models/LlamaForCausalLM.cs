@@ -16,12 +16,14 @@ namespace PersonaWorkbook.Models;
 public sealed class RMSNorm : Module<Tensor, Tensor>
 {
     readonly Parameter weight;
-    readonly double eps;
+    // A Scalar the module holds: one made implicitly for each call (x + 1e-5) is not kept alive through the native call
+    // by TorchSharp 0.107, and a collection started by another thread can finalise it mid-call (Directory.Build.props).
+    readonly Scalar eps;
 
     public RMSNorm(int size, double eps) : base(nameof(RMSNorm))
     {
         weight = Parameter(ones(size));
-        this.eps = eps;
+        this.eps = eps.ToScalar();
         RegisterComponents();
     }
 
@@ -29,7 +31,7 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
-        var normed = x32 * rsqrt(x32.pow(2).mean([-1L], keepdim: true) + eps);
+        var normed = x32 * rsqrt(x32.square().mean([-1L], keepdim: true).add(eps));
         return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -76,6 +78,7 @@ public sealed class LlamaAttention : Module
     readonly Linear q_proj, k_proj, v_proj, o_proj;
     readonly int nHeads, nKvHeads, headDim;
     readonly FusedProjection qkv;
+    readonly Scalar scale;   // 1/√hd, held (see RMSNorm.eps)
 
     public LlamaAttention(ModelConfig c) : base(nameof(LlamaAttention))
     {
@@ -88,6 +91,7 @@ public sealed class LlamaAttention : Module
         o_proj = Linear(nHeads * headDim, c.HiddenSize, hasBias: false);
         RegisterComponents();
         qkv = new FusedProjection(q_proj, k_proj, v_proj);
+        scale = (1.0 / Math.Sqrt(headDim)).ToScalar();
     }
 
     internal FusedProjection Qkv => qkv;
@@ -127,7 +131,7 @@ public sealed class LlamaAttention : Module
     {
         var B = q.shape[0];
         var grouped = q.reshape(B, nKvHeads, nHeads / nKvHeads, headDim);              // (B, nkv, g, hd)
-        var scores = matmul(grouped, k.transpose(2, 3)).mul_(1.0 / Math.Sqrt(headDim)); // (B, nkv, g, T_all)
+        var scores = matmul(grouped, k.transpose(2, 3)).mul_(scale);                      // (B, nkv, g, T_all)
         scores.add_(mask);                                                              // mask (B, 1, 1, T_all)
         var weights = scores.softmax(-1, ScalarType.Float32).to_type(v.dtype);
         return matmul(weights, v);                                                      // (B, nkv, g, hd)
@@ -397,19 +401,23 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
         if (attentionMask is null)
             return arange(past, past + T, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(B, T);
         // Position = number of real tokens before this one; pads get 0 (they are masked out anyway).
-        var positions = (attentionMask.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0); // (B, T_past + T)
+        using var one = 1.ToScalar();
+        using var zero = 0.ToScalar();
+        var positions = attentionMask.to_type(ScalarType.Int64).cumsum(1).sub(one).clamp_min(zero); // (B, T_past + T)
         return positions[.., (int)past..];
     }
 
     /// <summary>Additive mask (B, 1, T, T_past + T): 0 where query may attend, a large negative value elsewhere.</summary>
     static Tensor CausalMask(Tensor? attentionMask, long B, long T, long past, Device device, ScalarType dtype)
     {
+        // The dtype's lowest finite value (not -inf) keeps softmax finite in every dtype; held until the fill returns.
+        using var lowest = finfo(dtype).min.ToScalar();
         if (attentionMask is not null && T == 1)
         {
             // One new token per row (a cached generation step) sees every earlier key: only padding is masked, and
             // the token itself is always visible — the general path below, in a third of the operations.
             var pad = attentionMask.to_type(ScalarType.Bool).reshape(B, 1, 1, past + 1).logical_not();
-            var additive = zeros(B, 1, 1, past + 1, dtype, device).masked_fill_(pad, finfo(dtype).min);
+            var additive = zeros(B, 1, 1, past + 1, dtype, device).masked_fill_(pad, lowest);
             additive.narrow(-1, past, 1).zero_();
             return additive;
         }
@@ -423,8 +431,7 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
             var self = keyPos.eq(queryPos).unsqueeze(0).unsqueeze(0);
             allowed = allowed.logical_and(keep).logical_or(self);
         }
-        // The dtype's lowest finite value (not -inf) keeps softmax finite in every dtype.
-        return zeros(allowed.shape, dtype, device).masked_fill(allowed.logical_not(), finfo(dtype).min);
+        return zeros(allowed.shape, dtype, device).masked_fill(allowed.logical_not(), lowest);
     }
 
     public int NumParameters() => (int)parameters().Sum(p => p.numel());
