@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -17,6 +18,10 @@ public sealed record SaeStepStats(double Loss, double Mse, double Fvu, double Au
 /// </summary>
 public static class SaeObjective
 {
+    // Held for good: an implicit Scalar (clamp_min(1e-12)) is not kept alive through the native call by TorchSharp 0.107,
+    // and a collection another thread starts can finalise it mid-call (Directory.Build.props; RMSNorm).
+    static readonly Scalar Tiny = 1e-12.ToScalar();
+
     /// <summary>
     /// AuxK (Gao et al.): the dead latents' decode of their top-k_aux pre-activations, without b_dec (the residual
     /// already excludes it), regressed onto the detached residual e = x − x̂, divided by the error of predicting e by
@@ -26,8 +31,8 @@ public static class SaeObjective
     public static Tensor AuxKLoss(Tensor deadReconstruction, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        var baseline = (residual - residual.mean([0], keepdim: true)).pow(2).mean();
-        return ((deadReconstruction - residual).pow(2).mean() / baseline.clamp_min(1e-12)).MoveToOuterDisposeScope();
+        var baseline = (residual - residual.mean([0], keepdim: true)).square().mean();
+        return ((deadReconstruction - residual).square().mean() / baseline.clamp_min(Tiny)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -65,8 +70,8 @@ public static class SaeObjective
         var decoded = sae.DecodeSparse(codes, acts);                                   // (B, d_in)
         decoded.retain_grad();
         var reconstruction = decoded + sae.b_dec;
-        var error = (reconstruction - x).pow(2).sum();
-        var total = (x - x.mean([0], keepdim: true)).pow(2).sum().clamp_min(1e-12);
+        var error = (reconstruction - x).square().sum();
+        var total = (x - x.mean([0], keepdim: true)).square().sum().clamp_min(Tiny);
         var fvu = error / total;
         var loss = fvu;
 
@@ -127,12 +132,14 @@ public static class SaeObjective
         var centred = cfg.ApplyBDecToInput ? x - sae.b_dec : x;
         var f = addmm(sae.b_enc, centred, sae.EncoderT.t(), 1, 1).relu();              // (B, d_sae)
         var reconstruction = addmm(sae.b_dec, f, sae.W_dec, 1, 1);                     // (B, d_in)
-        var error = (reconstruction - x).pow(2).sum();
-        var mse = error / batch;
-        var l1 = (f * sae.W_dec.norm(1)).sum() / batch;
-        var loss = mse + o.L1Coefficient * l1;
+        var error = (reconstruction - x).square().sum();
+        using var batchScalar = batch.ToScalar();
+        using var l1Coefficient = o.L1Coefficient.ToScalar();
+        var mse = error.div(batchScalar);
+        var l1 = (f * sae.W_dec.norm(1)).sum().div(batchScalar);
+        var loss = mse + l1.mul(l1Coefficient);
         loss.backward();
-        var total = (x - x.mean([0], keepdim: true)).pow(2).sum().clamp_min(1e-12);
+        var total = (x - x.mean([0], keepdim: true)).square().sum().clamp_min(Tiny);
         var fired = f.detach().gt(0);
         var l0 = fired.sum().item<long>() / (double)batch;
         return (new SaeStepStats(loss.item<float>(), mse.item<float>(), (error / total).item<float>(), 0, l1.item<float>(), l0), fired.any(0));
@@ -186,6 +193,6 @@ public static class SaeObjective
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        wDec.div_(wDec.norm(1, keepdim: true).clamp_min(1e-12));
+        wDec.div_(wDec.norm(1, keepdim: true).clamp_min(Tiny));
     }
 }
