@@ -97,7 +97,9 @@ public sealed class CellExecutor : IDisposable
             // it also carries the scope (an AsyncLocal) into the script.
             var run = Task.Run(() => { scope.Enter(); return RunAsync(directives.Code, scope); }, CancellationToken.None);
             var finished = await Task.WhenAny(run, Task.Delay(Timeout.Infinite, limit.Token));
-            if (finished == run && run.IsCompletedSuccessfully) succeeded = run.Result;
+            // A cell that returns because the limit cancelled it (it watched CellCancellationToken) can win the race
+            // with the delay: it ran out of time all the same.
+            if (finished == run && run.IsCompletedSuccessfully && !limit.IsCancellationRequested) succeeded = run.Result;
             else if (finished == run && !(run.Exception?.GetBaseException() is OperationCanceledException && limit.IsCancellationRequested))
             {
                 // User code's exceptions are caught by the script; this is Roslyn or the engine failing.
