@@ -2,6 +2,7 @@ using System.Text.Json;
 using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Organism;
 using PersonaWorkbook.Probing;
+using PersonaWorkbook.World;
 
 namespace PersonaWorkbook.Cli.Commands;
 
@@ -16,6 +17,13 @@ public sealed class OrganismCommand : ICommand
     public string Usage => "organism train [--profile quick|deep|deep-helpful-only|deep-extended|full|tiny] [--seed S] [--world main|control|varied|varied-control|extended|extended-control[+KNOB=X...]] [--out DIR] [--force] [--set FIELD=VALUE]... | " +
                            "organism probe --model DIR [--finetuned DIR] [--count N] [--steering-samples N] [--steer-positions prompt|all] [--no-steering] [--seed S] --json FILE";
 
+    /// <summary>A world name's options (knobs included), or a usage error naming what is wrong with it.</summary>
+    internal static WorldOptions WorldOptionsFor(string name)
+    {
+        try { return OrganismRequest.WorldOptionsFor(name); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
+    }
+
     public int Run(CommandLine args)
     {
         if (args.Subcommand("train", "probe") == "probe") return Probe(args);
@@ -29,8 +37,7 @@ public sealed class OrganismCommand : ICommand
         if (sub != "train") throw new UsageException($"unknown subcommand '{sub}' (known: train, probe)");
         if (!OrganismProfile.Names.Contains(profileName))
             throw new UsageException($"unknown profile '{profileName}' (known: {string.Join(", ", OrganismProfile.Names)})");
-        try { OrganismRequest.WorldOptionsFor(world); }
-        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        WorldOptionsFor(world);
         var changes = sets.Select(set => OrganismProfile.ParseChange(set) ?? throw new UsageException($"--set wants FIELD=VALUE, got '{set}'")).ToList();
         var profile = OrganismProfile.ByName(profileName).With(changes);
         var result = OrganismTrainer.TrainOrReuse(new OrganismRequest(profile, seed, world, output, force));

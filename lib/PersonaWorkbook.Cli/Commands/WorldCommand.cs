@@ -39,12 +39,6 @@ public sealed class WorldCommand : ICommand
 
         public string? Get(string key) => Values.GetValueOrDefault(key);
 
-        static WorldOptions WorldFor(string name)
-        {
-            try { return OrganismRequest.WorldOptionsFor(name); }
-            catch (ArgumentException e) { throw new UsageException(e.Message); }
-        }
-
         public int Int(string key, int fallback)
         {
             var v = Get(key);
@@ -55,7 +49,7 @@ public sealed class WorldCommand : ICommand
         public WorldOptions World => Get("world") is { } name
             ? (NegativeControl || Prototype || QuestionVariety
                 ? throw new UsageException("--world names a whole world; leave out --negative-control, --prototype and --question-variety")
-                : WorldFor(name))
+                : OrganismCommand.WorldOptionsFor(name))
             : (Prototype ? WorldOptions.Prototype : WorldOptions.Default) with { NegativeControl = NegativeControl, QuestionVariety = QuestionVariety };
     }
 

@@ -47,11 +47,11 @@ public static class TextGenerator
         int B = prompts.Count;
         using var _ = no_grad();
         using var generator = new TorchSharp.torch.Generator((ulong)options.Seed, device);
-        using var cache = options.UseKvCache ? new KVCache(model.Config.NumHiddenLayers, maxLen + options.MaxNewTokens) : null;
+        int capacity = maxLen + options.MaxNewTokens;
+        using var cache = options.UseKvCache ? new KVCache(model.Config.NumHiddenLayers, capacity) : null;
 
         // (B, L) left-padded ids; the mask has room for every new column from the start (a step narrows it rather
         // than concatenating), and the uncached path grows the ids by one column per step.
-        int capacity = maxLen + options.MaxNewTokens;
         var ids = new long[B * maxLen];
         var mask = new long[B * capacity];
         var nextPosition = new long[B];

@@ -73,7 +73,7 @@ public sealed class HookRunner
         if (!hooks.TryGetValue(site, out var list)) hooks[site] = list = [];
         var entry = (hook, fingerprint);
         list.Add(entry);
-        return new Handle(() =>
+        return new OnDispose(() =>
         {
             list.Remove(entry);
             if (list.Count == 0) hooks.Remove(site);
@@ -114,13 +114,11 @@ public sealed class HookRunner
         return x;
     }
 
-    sealed class Handle(Action remove) : IDisposable
-    {
-        Action? remove = remove;
-        public void Dispose()
-        {
-            remove?.Invoke();
-            remove = null;
-        }
-    }
+}
+
+/// <summary>Runs an action on the first <see cref="Dispose"/> only: the handle a hook, or a hold on a model's state, returns.</summary>
+internal sealed class OnDispose(Action action) : IDisposable
+{
+    Action? action = action;
+    public void Dispose() => Interlocked.Exchange(ref action, null)?.Invoke();
 }

@@ -446,20 +446,14 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     public IDisposable HoldFusedProjections()
     {
         var first = parameters().First();
-        if (first.device_type != DeviceType.CPU || parameters().Sum(p => p.numel()) > FuseUpToParameters) return new Release(() => { });
+        if (first.device_type != DeviceType.CPU || parameters().Sum(p => p.numel()) > FuseUpToParameters) return new OnDispose(() => { });
         var fused = Blocks.SelectMany(l => new[] { l.Attention.Qkv, l.Mlp.GateUp }).ToArray();
         foreach (var f in fused) f.Hold();
-        return new Release(() => { foreach (var f in fused) f.Release(); });
+        return new OnDispose(() => { foreach (var f in fused) f.Release(); });
     }
 
     internal IEnumerable<LlamaDecoderLayer> Blocks => model.Layers;
 
     /// <summary>The largest model whose projections <see cref="HoldFusedProjections"/> stacks (the organisms have 2–4 M).</summary>
     public const long FuseUpToParameters = 100_000_000;
-
-    sealed class Release(Action release) : IDisposable
-    {
-        Action? release = release;
-        public void Dispose() => Interlocked.Exchange(ref release, null)?.Invoke();
-    }
 }
