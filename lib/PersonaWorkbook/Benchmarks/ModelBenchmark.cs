@@ -63,7 +63,7 @@ public static class ModelBenchmark
         manual_seed(s.Seed);
         var matmul = MatmulFlopsPerSecond(s.MatmulSize);
         using var model = new LlamaForCausalLM(s.Config);
-        long parameters = model.parameters().Sum(p => p.numel());
+        long parameters = model.NumParameters();
 
         // One random document long enough for every step: the packed windows are full, so no padding is involved.
         var random = new Random(s.Seed);

@@ -434,7 +434,8 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
         return zeros(allowed.shape, dtype, device).masked_fill(allowed.logical_not(), lowest);
     }
 
-    public int NumParameters() => (int)parameters().Sum(p => p.numel());
+    /// <summary>All parameters' elements; a long, as a 7 B checkpoint has more than int.MaxValue.</summary>
+    public long NumParameters() => parameters().Sum(p => p.numel());
 
     /// <summary>
     /// Stacks each block's q/k/v and gate/up weights into one matrix apiece until the result is disposed, so that
@@ -446,7 +447,7 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     public IDisposable HoldFusedProjections()
     {
         var first = parameters().First();
-        if (first.device_type != DeviceType.CPU || parameters().Sum(p => p.numel()) > FuseUpToParameters) return new OnDispose(() => { });
+        if (first.device_type != DeviceType.CPU || NumParameters() > FuseUpToParameters) return new OnDispose(() => { });
         var fused = Blocks.SelectMany(l => new[] { l.Attention.Qkv, l.Mlp.GateUp }).ToArray();
         foreach (var f in fused) f.Hold();
         return new OnDispose(() => { foreach (var f in fused) f.Release(); });

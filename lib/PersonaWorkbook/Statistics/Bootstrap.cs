@@ -35,7 +35,7 @@ public static class Bootstrap
         var asDoubles = new double[outcomes.Count];
         for (int i = 0; i < asDoubles.Length; i++) asDoubles[i] = outcomes[i] ? 1 : 0;
         var m = MeanInterval(asDoubles, resamples, seed, level);
-        return new RateEstimate(m.Mean, m.CiLow, m.CiHigh, m.N);
+        return WidenIfAllAlike(new RateEstimate(m.Mean, m.CiLow, m.CiHigh, m.N), outcomes.Count(o => o), level);
     }
 
     /// <summary>
@@ -77,7 +77,19 @@ public static class Bootstrap
             stats[r] = sum / prompts;
         }
         var (low, high) = PercentileBounds(stats, level);
-        return new RateEstimate(pointSum / prompts, low, high, total);
+        return WidenIfAllAlike(new RateEstimate(pointSum / prompts, low, high, total), outcomes.Sum(o => o.Count(x => x)), level);
+    }
+
+    /// <summary>
+    /// When every outcome is alike (0 of n, or n of n) no resample can differ, and the percentile interval collapses
+    /// onto the rate: "0.0 [0.0, 0.0]" would claim certainty that n answers cannot give. The open side then takes the
+    /// Wilson score bound of the pooled outcomes (0 of 200 → [0, 1.9 %]) — a floor, since clustering could only widen it.
+    /// </summary>
+    static RateEstimate WidenIfAllAlike(RateEstimate e, int successes, double level)
+    {
+        if (successes != 0 && successes != e.N) return e;
+        var wilson = Proportion.WilsonInterval(successes, e.N, Proportion.NormalQuantile(0.5 + level / 2));
+        return successes == 0 ? e with { CiHigh = Math.Max(e.CiHigh, wilson.CiHigh) } : e with { CiLow = Math.Min(e.CiLow, wilson.CiLow) };
     }
 
     /// <summary>

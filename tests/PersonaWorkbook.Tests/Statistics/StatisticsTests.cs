@@ -121,12 +121,36 @@ public class BootstrapTests
     }
 
     [Fact]
-    public void ClusteredRateOfAllFalseIsZeroWithZeroWidth()
+    public void ClusteredRateOfAllFalseIsZeroWithWilsonUpperBound()
     {
+        // No resample of 40 misses can differ, so the bootstrap alone would print [0, 0]; 0 of 40 leaves up to 8.8 %.
         var perPrompt = Enumerable.Range(0, 5).Select(_ => (IReadOnlyList<bool>)new bool[8]).ToArray();
         var e = Bootstrap.ClusteredRate(perPrompt);
-        Assert.Equal((0.0, 0.0, 0.0, 40), (e.Rate, e.CiLow, e.CiHigh, e.N));
+        Assert.Equal((0.0, 0.0, 40), (e.Rate, e.CiLow, e.N));
+        Assert.Equal(Proportion.WilsonInterval(0, 40, Z95).CiHigh, e.CiHigh, 12);
+        Assert.InRange(e.CiHigh, 0.087, 0.089);
     }
+
+    [Fact]
+    public void AllTrueOutcomesKeepAWilsonLowerBound()
+    {
+        var flat = Bootstrap.ProportionInterval(Enumerable.Repeat(true, 50).ToArray());
+        var clustered = Bootstrap.ClusteredRate(new IReadOnlyList<bool>[] { new[] { true, true }, new[] { true } });
+        Assert.Equal((1.0, 1.0), (flat.Rate, flat.CiHigh));
+        Assert.Equal(Proportion.WilsonInterval(50, 50, Z95).CiLow, flat.CiLow, 12);
+        Assert.Equal(Proportion.WilsonInterval(3, 3, Z95).CiLow, clustered.CiLow, 12);
+        // A 90 % interval is narrower: the z follows the level.
+        Assert.True(Bootstrap.ProportionInterval(Enumerable.Repeat(true, 50).ToArray(), level: 0.9).CiLow > flat.CiLow);
+    }
+
+    [Theory]
+    [InlineData(0.975, 1.959963984540054)]
+    [InlineData(0.5, 0.0)]
+    [InlineData(0.95, 1.6448536269514722)]
+    [InlineData(0.001, -3.090232306167813)]
+    public void NormalQuantileMatchesTables(double p, double z) => Assert.Equal(z, Proportion.NormalQuantile(p), 1e-8);
+
+    static readonly double Z95 = Proportion.NormalQuantile(0.975);
 
     [Fact]
     public void BadInputsAreRejectedWithTheirNames()
