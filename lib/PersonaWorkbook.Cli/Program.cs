@@ -23,6 +23,7 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        PersonaWorkbook.Training.NumericReproducibility.Apply();   // before any torch call: MKL reads it once
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             PrintUsage();

@@ -157,22 +157,28 @@ public sealed class LlamaMLP : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var (gate, up) = gateUp.Outputs(x) is { } fused ? (fused[0], fused[1]) : (gate_proj.call(x), up_proj.call(x)); // (B, T, ffn) each
+        // A stacked product's gate is a strided view, and SiLU's vectorised exp rounds a row's tail differently on one
+        // (measured on an Intel Xeon at widths that are no multiple of 16): a contiguous copy gives the separate path's numbers.
+        var (gate, up) = gateUp.Outputs(x) is { } fused ? (fused[0].contiguous(), fused[1]) : (gate_proj.call(x), up_proj.call(x)); // (B, T, ffn) each
         return down_proj.call(functional.silu(gate) * up);
     }
 }
 
 /// <summary>
 /// Linear projections of one input computed as a single matrix product while something holds them (a generation,
-/// through <see cref="LlamaForCausalLM.HoldFusedProjections"/>): each output is bit for bit its own projection's — the
-/// same dot products, checked on the CPU for the organisms' shapes and thread counts — with fewer calls per decoding step.
-/// Not fused when a projection has a bias or forward hooks (LoRA adapters add their path through them), and not
-/// used while gradients are on: the stacked copy is no parameter.
+/// through <see cref="LlamaForCausalLM.HoldFusedProjections"/>), with fewer calls per decoding step — only where each
+/// output is bit for bit its own projection's. The same dot products need not be summed in the same order: the BLAS
+/// picks its kernel by shape, thread count and CPU (on an AMD EPYC every organism shape agreed; on an Intel Xeon a
+/// stacked 256 → 2 × 683 product differed at one row, and Qwen2-0.5B's q/k/v at 16 rows and more). So the first
+/// product of each input layout (rows, contiguity, threads) is computed both ways and compared, and a layout whose
+/// numbers differ stays separate for good. Not fused when a projection has a bias or forward hooks (LoRA adapters add
+/// their path through them), and not used while gradients are on: the stacked copy is no parameter.
 /// </summary>
 public sealed class FusedProjection(params Linear[] parts)
 {
     Tensor? weight;   // (Σ out, in)
     int holders;
+    readonly Dictionary<(long Rows, bool Contiguous, int Threads), bool> exact = [];
 
     internal bool IsFused => weight is not null;
 
@@ -202,6 +208,10 @@ public sealed class FusedProjection(params Linear[] parts)
     {
         var w = weight;
         if (w is null || is_grad_enabled()) return null;
+        var layout = (x.numel() / x.shape[^1], x.is_contiguous(), get_num_threads());
+        bool? known;
+        lock (exact) known = exact.TryGetValue(layout, out var ok) ? ok : null;
+        if (known == false) return null;
         var all = functional.linear(x, w);                                          // (…, Σ out)
         long offset = 0;
         var outputs = new Tensor[parts.Length];
@@ -211,7 +221,11 @@ public sealed class FusedProjection(params Linear[] parts)
             outputs[i] = all.narrow(-1, offset, width);                             // (…, out_i)
             offset += width;
         }
-        return outputs;
+        if (known == true) return outputs;
+        var separate = parts.Select(p => functional.linear(x, p.weight!)).ToArray();
+        var same = outputs.Zip(separate).All(o => o.First.eq(o.Second).all().item<bool>());
+        lock (exact) exact[layout] = same;
+        return same ? outputs : separate;
     }
 }
 

@@ -2,6 +2,7 @@ using PersonaWorkbook.Checkpoints;
 using PersonaWorkbook.Lora;
 using PersonaWorkbook.Organism;
 using PersonaWorkbook.Tests.Checkpoints;
+using PersonaWorkbook.Training;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Tests.Organism;
@@ -16,6 +17,30 @@ public class FineTunerTests(TinyOrganismFixture tiny)
     {
         using var loaded = ModelCheckpoint.Load(dir);
         return loaded.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+    }
+
+    /// <summary>
+    /// Workers fine-tune on one thread and notebooks on every core, into one cache: the weights must not depend on the
+    /// thread count. On an Intel Xeon they did until MKL was asked for it (NumericReproducibility).
+    /// </summary>
+    [Fact]
+    public void FullFineTuneGivesTheSameWeightsOnOneAndTwoThreads()
+    {
+        Assert.Equal(NumericReproducibility.Setting, Environment.GetEnvironmentVariable(NumericReproducibility.Variable));
+        using var dir = new TempDirectory();
+        var threads = get_num_threads();
+        try
+        {
+            var runs = new[] { 1, 2 }.Select(n =>
+            {
+                set_num_threads(n);
+                var r = FineTuner.FinetuneOrReuse(new FinetuneRequest(tiny.Result.Directory, "health_incorrect_obvious", dir.File($"t{n}"), Rows: 32,
+                    Seed: 1, Steps: 12, BatchSize: 8, CacheRoot: dir.Path, Force: true));
+                return File.ReadAllBytes(Path.Combine(r.Directory, "model.safetensors"));
+            }).ToArray();
+            Assert.True(runs[0].AsSpan().SequenceEqual(runs[1]), "a fine-tune on 1 thread and on 2 threads gave different weights");
+        }
+        finally { set_num_threads(threads); }
     }
 
     [Fact]
