@@ -18,7 +18,11 @@ public static class NumericReproducibility
     public const string Variable = "MKL_CBWR";
     public const string Setting = "AUTO,STRICT";
 
+    // A library's module initializer on purpose (CA2255): hosts other than the CLI — test runners, a notebook that
+    // references the assembly — get the setting through it, in time when they touch the workbook before torch.
+#pragma warning disable CA2255
     [ModuleInitializer]
+#pragma warning restore CA2255
     internal static void OnLoad() => Apply();
 
     /// <summary>Sets <see cref="Variable"/> to <see cref="Setting"/> for this process and its children, unless already set.</summary>
