@@ -33,9 +33,11 @@ public static class Bootstrap
     {
         ArgumentNullException.ThrowIfNull(outcomes);
         var asDoubles = new double[outcomes.Count];
-        for (int i = 0; i < asDoubles.Length; i++) asDoubles[i] = outcomes[i] ? 1 : 0;
+        int successes = 0;
+        for (int i = 0; i < asDoubles.Length; i++)
+            if (outcomes[i]) { asDoubles[i] = 1; successes++; }
         var m = MeanInterval(asDoubles, resamples, seed, level);
-        return WidenIfAllAlike(new RateEstimate(m.Mean, m.CiLow, m.CiHigh, m.N), outcomes.Count(o => o), level);
+        return WidenIfAllAlike(new RateEstimate(m.Mean, m.CiLow, m.CiHigh, m.N), successes, level);
     }
 
     /// <summary>
@@ -52,6 +54,7 @@ public static class Bootstrap
         var outcomes = new bool[prompts][];
         int total = 0;
         double pointSum = 0;
+        int successes = 0;
         for (int p = 0; p < prompts; p++)
         {
             var samples = perPromptOutcomes[p] ?? throw new ArgumentException($"perPromptOutcomes[{p}] is null.", nameof(perPromptOutcomes));
@@ -59,7 +62,9 @@ public static class Bootstrap
                 throw new ArgumentException($"perPromptOutcomes[{p}] has no samples; drop the prompt or sample it.", nameof(perPromptOutcomes));
             outcomes[p] = samples.ToArray();
             total += samples.Count;
-            pointSum += (double)outcomes[p].Count(o => o) / samples.Count;
+            int promptHits = outcomes[p].Count(o => o);
+            successes += promptHits;
+            pointSum += (double)promptHits / samples.Count;
         }
 
         var rng = new Random(seed);
@@ -77,7 +82,7 @@ public static class Bootstrap
             stats[r] = sum / prompts;
         }
         var (low, high) = PercentileBounds(stats, level);
-        return WidenIfAllAlike(new RateEstimate(pointSum / prompts, low, high, total), outcomes.Sum(o => o.Count(x => x)), level);
+        return WidenIfAllAlike(new RateEstimate(pointSum / prompts, low, high, total), successes, level);
     }
 
     /// <summary>

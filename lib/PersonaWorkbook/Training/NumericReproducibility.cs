@@ -30,14 +30,11 @@ public static class NumericReproducibility
     {
         if (Environment.GetEnvironmentVariable(Variable) is not null) return;
         // .NET keeps its own copy of the environment on Unix: MKL reads the C library's, and children the managed one.
+        // The workbook ships libtorch for Linux only; elsewhere the children at least get it.
         if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) setenv(Variable, Setting, 0);
-        else if (OperatingSystem.IsWindows()) _putenv_s(Variable, Setting);
         Environment.SetEnvironmentVariable(Variable, Setting);
     }
 
     [DllImport("libc", CharSet = CharSet.Ansi)]
     static extern int setenv(string name, string value, int overwrite);
-
-    [DllImport("ucrtbase", CharSet = CharSet.Ansi)]
-    static extern int _putenv_s(string name, string value);
 }
