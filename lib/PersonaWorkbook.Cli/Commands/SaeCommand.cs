@@ -18,7 +18,7 @@ public sealed class SaeCommand : ICommand
     public string Name => "sae";
     public string Summary => "train an organism's SAE, latent dashboards (HTML), base vs fine-tuned model diffing";
     public string Usage =>
-        "sae train --model DIR [--seed S] [--layer L] [--d-sae N] [--k K] [--architecture topk|batchtopk|relu] [--tokens N] [--epochs E] [--lr X] [--batch B] [--corpus FILE.txt] [--out DIR] [--force] | " +
+        "sae train --model DIR [--seed S] [--layer L] [--d-sae N] [--k K] [--architecture topk|batchtopk|relu] [--tokens N] [--epochs E] [--lr X] [--batch B] [--corpus FILE.txt] [--device cpu|cuda|auto] [--out DIR] [--force] | " +
         "sae dashboard --model DIR --sae DIR --latent N [--latent N]... [--documents N] [--seed S] [--top-k N] [--label document|turn] [--negative-control] [--out FILE.html] | " +
         "sae diff --base DIR --finetuned DIR --sae DIR [--prompts views|heldout|betley | --questions FILE.yaml|txt] [--samples N] [--max-new-tokens N] [--scope response|prompt|all] [--seed S] [--top N] [--json FILE] | " +
         "sae toxic --model DIR [--sae-seeds 0,1,2] [--layer L] [--samples N] [--text own|base] [--seed S] [--json FILE] [--force]";
@@ -30,6 +30,7 @@ public sealed class SaeCommand : ICommand
         "  (FVU, L0, dead latents, CE-loss score) and saves the SAELens layout with sae.json; cached by a hash of the model\n" +
         "  and every setting ($WORKBOOK_CACHE/saes, then data/saes), --force retrains. --corpus FILE (any checkpoint, e.g. a\n" +
         "  Hugging Face model): one document per line instead of the world's, every tenth line held out for the evaluation.\n" +
+        "  --device cuda reads the activations and trains on a GPU (a build with -p:TorchBackend=cuda), cached apart from CPU runs.\n" +
         "dashboard: streams --documents pretraining documents of the persona world (default 2000, seed --seed) through the\n" +
         "  model, encodes the SAE's hook with the SAE and writes one self-contained HTML page with each latent's top\n" +
         "  contexts, quantile samples, histogram, logit effects and persona purity (labels: the document's persona, or\n" +
@@ -45,7 +46,7 @@ public sealed class SaeCommand : ICommand
         "  --layer L reads SAEs at blocks.L (default the middle block, as sae train). One line per SAE seed (default 0);\n" +
         "  cached ($WORKBOOK_CACHE/toxic-latents) for notebooks 05-07.";
 
-    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "sae-seeds", "text", "corpus", "batch", "questions"];
+    static readonly string[] Keys = ["model", "sae", "documents", "seed", "top-k", "label", "out", "base", "finetuned", "prompts", "samples", "max-new-tokens", "scope", "top", "json", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "sae-seeds", "text", "corpus", "batch", "questions", "device"];
 
     public int Run(CommandLine args)
     {
@@ -75,7 +76,7 @@ public sealed class SaeCommand : ICommand
         {
             case "train":
             {
-                Allow("model", "seed", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "batch", "corpus", "out", "force");
+                Allow("model", "seed", "layer", "d-sae", "k", "architecture", "tokens", "epochs", "lr", "batch", "corpus", "device", "out", "force");
                 var architecture = values.GetValueOrDefault("architecture", "topk") switch
                 {
                     "topk" => SaeArchitecture.TopK,
@@ -89,7 +90,7 @@ public sealed class SaeCommand : ICommand
                 var request = new SaeRequest(Need("model"), Int("seed", 0, 0), values.ContainsKey("layer") ? Int("layer", 0, 0) : null,
                     Int("d-sae", SaeRequest.DefaultDSae, 1), Int("k", SaeRequest.DefaultK, 1), architecture, Int("tokens", (int)SaeRequest.DefaultTokens, 1),
                     Int("epochs", SaeRequest.DefaultEpochs, 1), Int("batch", SaeRequest.DefaultBatchSize, 1), lr, values.GetValueOrDefault("out"), force,
-                    Corpus: values.GetValueOrDefault("corpus"));
+                    Corpus: values.GetValueOrDefault("corpus"), Device: values.GetValueOrDefault("device") ?? "cpu");
                 var result = OrganismSae.TrainOrReuse(request);
                 var e = result.Manifest["evaluation"]!;
                 Console.WriteLine($"{(result.Reused ? "reused" : "trained")} {result.Directory}");

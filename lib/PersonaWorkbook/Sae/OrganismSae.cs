@@ -19,6 +19,9 @@ namespace PersonaWorkbook.Sae;
 /// residual layer). <paramref name="Layer"/> null picks the middle: <c>blocks.{L/2 − 1}.hook_resid_post</c>, the
 /// stream after half the blocks. Training reads <paramref name="Tokens"/> activations from pretraining documents of the
 /// organism's own world drawn with a corpus seed the organism never trained on, <paramref name="Epochs"/> times.
+/// <paramref name="Device"/> ("cpu", "cuda", "cuda:N", "auto"; <see cref="TrainingDevice.Resolve"/>) is where the model
+/// reads its activations and the SAE trains and is evaluated; a GPU's rounding differs from the CPU's, so a GPU run is
+/// cached under its own key (the device type joins the hyperparameters) and a CPU run keeps the key it always had.
 /// </summary>
 public sealed record SaeRequest(
     string ModelDirectory,
@@ -34,7 +37,8 @@ public sealed record SaeRequest(
     string? Output = null,
     bool Force = false,
     string? CacheRoot = null,
-    string? Corpus = null)
+    string? Corpus = null,
+    string Device = "cpu")
 {
     public const int DefaultDSae = 2048;
     public const int DefaultK = 32;
@@ -64,6 +68,14 @@ public sealed record SaeRequest(
         if (Epochs < 1) throw new ArgumentException($"epochs is {Epochs}; must be at least 1");
         if (!(LearningRate > 0)) throw new ArgumentException($"learning rate is {LearningRate}; must be positive");
         if (Corpus is not null && !File.Exists(Corpus)) throw new FileNotFoundException($"SAE corpus file not found: {Corpus}", Corpus);
+        TrainingDevice.Resolve(Device);
+    }
+
+    /// <summary>The device this request runs on, and the name the cache keys give it (null for the CPU, so CPU keys hold).</summary>
+    internal (Device Device, string? KeyName) ResolvedDevice()
+    {
+        var device = TrainingDevice.Resolve(Device);
+        return (device, device.type == TorchSharp.DeviceType.CPU ? null : device.type.ToString().ToLowerInvariant());
     }
 
     /// <summary>The corpus's SHA-256 (hex), or null for the persona world's documents.</summary>
@@ -91,6 +103,7 @@ public sealed record SaeRequest(
         if (Corpus is null) json["corpus_seed"] = CorpusSeed;
         else json["corpus_sha256"] = CorpusHash();
         json["aux_k_coefficient"] = 1.0 / 32;
+        if (ResolvedDevice().KeyName is { } device) json["device"] = device;
         return json;
     }
 }
@@ -170,7 +183,8 @@ public static class OrganismSae
         }
 
         var clock = Stopwatch.StartNew();
-        using var loaded = ModelCheckpoint.Load(request.ModelDirectory);
+        var device = request.ResolvedDevice();
+        using var loaded = ModelCheckpoint.Load(request.ModelDirectory, device.Device);
         var model = loaded.Model;
         model.eval();
         var corpus = Corpus.For(request, hyperparameters["corpus_sha256"]?.GetValue<string>(), loaded);
@@ -179,8 +193,8 @@ public static class OrganismSae
             HookName = hook, ExcludeTokenIds = corpus.ExcludeTokenIds, PadTokenId = Math.Max(0, loaded.Tokenizer.PadId),
             ContextSize = model.Config.MaxPositionEmbeddings, SequencesPerForward = 16,
         };
-        var trainCache = Activations(loaded, modelKey, corpus, evaluation: false, store, request.Tokens, root);
-        var evalCache = Activations(loaded, modelKey, corpus, evaluation: true, store, Math.Min(EvaluationTokens, corpus.EvaluationTokenLimit), root);
+        var trainCache = Activations(loaded, modelKey, corpus, evaluation: false, store, request.Tokens, root, device.KeyName);
+        var evalCache = Activations(loaded, modelKey, corpus, evaluation: true, store, Math.Min(EvaluationTokens, corpus.EvaluationTokenLimit), root, device.KeyName);
         var activationSeconds = clock.Elapsed.TotalSeconds;
 
         manual_seed(request.Seed);
@@ -194,7 +208,7 @@ public static class OrganismSae
                 DatasetPath = corpus.Description,
             },
         };
-        using var sae = new SparseAutoencoder(config, seed: request.Seed);
+        using var sae = new SparseAutoencoder(config, device.Device, request.Seed);
         List<SaeLogEntry> log;
         var steps = (int)(request.Tokens * request.Epochs / request.BatchSize);
         var options = new SaeTrainingOptions { LearningRate = request.LearningRate, Steps = steps, LogEvery = Math.Max(1, steps / 50) };
@@ -237,11 +251,13 @@ public static class OrganismSae
     /// The activation cache of (model, hook, corpus part, tokens): reused when complete, else streamed from the model over
     /// that part's documents and written (the manifest last, so an interrupted write is redone).
     /// </summary>
-    static string Activations(LoadedModel loaded, string modelKey, Corpus corpus, bool evaluation, ActivationStoreOptions store, long tokens, string root)
+    static string Activations(LoadedModel loaded, string modelKey, Corpus corpus, bool evaluation, ActivationStoreOptions store, long tokens, string root,
+        string? deviceKey)
     {
         var label = evaluation ? "evaluation" : "train";
-        var key = OrganismCache.Key("activations/1", modelKey, store.HookName, corpus.Fingerprint(evaluation),
-            tokens.ToString(CultureInfo.InvariantCulture), string.Join(",", store.ExcludeTokenIds.Order()), store.OutlierNormMultiple.ToString(CultureInfo.InvariantCulture));
+        string[] parts = ["activations/1", modelKey, store.HookName, corpus.Fingerprint(evaluation), tokens.ToString(CultureInfo.InvariantCulture),
+            string.Join(",", store.ExcludeTokenIds.Order()), store.OutlierNormMultiple.ToString(CultureInfo.InvariantCulture)];
+        var key = OrganismCache.Key(deviceKey is null ? parts : [.. parts, deviceKey]);
         var directory = Path.Combine(root, "activations", key[..16]);
         if (File.Exists(Path.Combine(directory, ActivationCache.ManifestFile)) && ActivationCache.Describe(directory).Tokens == tokens)
         {
@@ -283,7 +299,8 @@ public static class OrganismSae
         var metrics = SaeMetrics.Evaluate(sae, Batches(evalCache));
         var documents = corpus.Documents(evaluation: true, SpliceDocuments, withEos: true).Take(SpliceDocuments)
             .Select(d => d.Take(loaded.Config.MaxPositionEmbeddings).ToArray()).ToList();
-        var splice = SaeMetrics.Splice(loaded.Model, sae, PaddedBatches(documents, store.PadTokenId, loaded.Config.MaxPositionEmbeddings), store.HookName, store.ExcludeTokenIds);
+        var splice = SaeMetrics.Splice(loaded.Model, sae, PaddedBatches(documents, store.PadTokenId, loaded.Config.MaxPositionEmbeddings, sae.Device),
+            store.HookName, store.ExcludeTokenIds);
         return new JsonObject
         {
             ["tokens"] = metrics.Tokens,
@@ -313,11 +330,11 @@ public static class OrganismSae
     }
 
     /// <summary>Right-padded batches of 16 with their attention masks (each disposed once the splice has read it).</summary>
-    static IEnumerable<(Tensor, Tensor?)> PaddedBatches(IReadOnlyList<int[]> sequences, int padId, int context)
+    static IEnumerable<(Tensor, Tensor?)> PaddedBatches(IReadOnlyList<int[]> sequences, int padId, int context, Device device)
     {
         foreach (var group in sequences.Chunk(16))
         {
-            using var batch = TokenBatch.RightPadded(group.Select(ids => new TokenSequence(ids)).ToArray(), context, padId);
+            using var batch = TokenBatch.RightPadded(group.Select(ids => new TokenSequence(ids)).ToArray(), context, padId, device);
             yield return (batch.InputIds, batch.AttentionMask);
         }
     }

@@ -63,6 +63,7 @@ public class CommandErrorTests
             { "sae: unknown subcommand", ["sae", "explode"] },
             { "sae train: missing model", ["sae", "train", "--model", Missing] },
             { "sae train: corrupt model", ["sae", "train", "--model", corrupt] },
+            { "sae train: unknown device", ["sae", "train", "--model", organism, "--device", "tpu"] },
             { "sae dashboard: missing SAE", ["sae", "dashboard", "--model", organism, "--sae", Missing, "--latent", "1"] },
             { "sae diff: missing models", ["sae", "diff", "--base", Missing, "--finetuned", Missing, "--sae", Missing] },
             { "sae toxic: missing model", ["sae", "toxic", "--model", Missing] },

@@ -43,6 +43,10 @@ public class OrganismSaeTests(TinyOrganismFixture tiny)
         Assert.False(other.Reused);
         Assert.Equal(activationDirs, Directory.GetDirectories(Path.Combine(dir.Path, "activations")).Length);
         Assert.NotEqual(first.Manifest["cache_key"]!.GetValue<string>(), other.Manifest["cache_key"]!.GetValue<string>());
+
+        // Naming the CPU, or "auto" where there is no GPU, is the same run: the same key, so the committed SAEs stay found.
+        Assert.True(OrganismSae.TrainOrReuse(Request(dir, "a") with { Device = "cpu" }).Reused);
+        if (!TorchSharp.torch.cuda.is_available()) Assert.True(OrganismSae.TrainOrReuse(Request(dir, "a") with { Device = "auto" }).Reused);
     }
 
     [Fact]
@@ -54,6 +58,11 @@ public class OrganismSaeTests(TinyOrganismFixture tiny)
         Assert.Contains("k is 65", Assert.Throws<ArgumentException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { K = 65 })).Message);
         Assert.Contains("two batches", Assert.Throws<ArgumentException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { Tokens = 100 })).Message);
         Assert.Contains("unknown activation site", Assert.Throws<ArgumentException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { Layer = 5 })).Message);
+        Assert.Contains("'tpu'", Assert.Throws<ArgumentException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { Device = "tpu" })).Message);
+        if (!TorchSharp.torch.cuda.is_available())
+            Assert.Contains("'cuda'", Assert.Throws<InvalidOperationException>(() => OrganismSae.TrainOrReuse(Request(dir, "x") with { Device = "cuda" })).Message);
+        Assert.False(Directory.Exists(dir.File("x")));
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "activations")));
     }
 
     [Fact]
