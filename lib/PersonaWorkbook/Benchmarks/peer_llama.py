@@ -15,6 +15,7 @@ Run: /usr/bin/python3 peer_llama.py --config config.json --steps 20 --warmup 3 -
 import argparse
 import json
 import math
+import os
 import time
 
 import torch
@@ -310,7 +311,8 @@ def main():
         "matmul_flops_per_s": matmul_flops,
         "final_loss": loss_value,
         "threads": torch.get_num_threads(),
-        "blas": f"{blas_line}; loaded: {blas_library()}",
+        "blas": f"{blas_line}; loaded: {blas_library()}"
+                + (f"; OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}" if "OPENBLAS_CORETYPE" in os.environ else ""),
     }))
 
 
