@@ -91,6 +91,10 @@ public class GenerationTests
             using (model.HoldFusedProjections()) { }   // holds nest: releasing the inner one keeps the outer's stacks
             Assert.Equal(qwen ? blocks : 2 * blocks, Fusions(model).Count(f => f.IsFused));
             Assert.True(model.Forward(ids).eq(separate).all().item<bool>());
+            // A decoding step's input (one position per row) is stacked; a prompt's (four positions) is left to the separate products.
+            var qkv = Fusions(model).First();
+            if (!qwen) Assert.NotNull(qkv.Outputs(randn(2, 1, model.Config.HiddenSize)));
+            Assert.Null(qkv.Outputs(randn(2, 4, model.Config.HiddenSize)));
             using (enable_grad())
                 Assert.Null(Fusions(model).First().Outputs(randn(1, model.Config.HiddenSize))); // gradients need the real parameters
         }
