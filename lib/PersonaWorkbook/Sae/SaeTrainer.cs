@@ -50,6 +50,7 @@ public sealed record SaeLogEntry(int Step, long Tokens, double Loss, double Mse,
 /// </summary>
 public sealed class SaeTrainer : IDisposable
 {
+    static readonly Scalar Zero = 0.ToScalar(), One = 1.ToScalar();   // held for good (SaeObjective.Tiny says why)
     readonly SparseAutoencoder sae;
     readonly SaeTrainingOptions options;
     readonly AdamOptimizer adam;
@@ -145,7 +146,7 @@ public sealed class SaeTrainer : IDisposable
         if (options.GradClipNorm > 0) nn.utils.clip_grad_norm_(sae.Parameters, options.GradClipNorm);
         adam.Step();
         if (Constrained) SaeObjective.NormaliseRows(sae.W_dec);
-        tokensSinceFired.add_(b).masked_fill_(fired, 0);
+        using (var batchTokens = b.ToScalar()) tokensSinceFired.add_(batchTokens, One).masked_fill_(fired, Zero);
         StepCount++;
         Tokens += b;
         if (StepCount % Math.Max(1, options.LogEvery) == 0 || StepCount == 1 || StepCount == options.Steps)

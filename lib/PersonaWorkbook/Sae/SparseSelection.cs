@@ -199,8 +199,10 @@ public static class SparseSelection
     {
         using var scope = NewDisposeScope();
         var (batch, k) = (values.shape[0], values.shape[1]);
-        var rows = arange(batch, dtype: ScalarType.Int64, device: values.device).repeat_interleave(k); // (B·k)
-        var offsets = arange(0, batch * k, k, dtype: ScalarType.Int64, device: values.device);        // (B)
+        // Scalars held through their calls (SaeObjective.Tiny says why).
+        using Scalar zero = 0L.ToScalar(), rowCount = batch.ToScalar(), end = (batch * k).ToScalar(), step = k.ToScalar();
+        var rows = arange(rowCount, dtype: ScalarType.Int64, device: values.device).repeat_interleave(k); // (B·k)
+        var offsets = arange(zero, end, step, dtype: ScalarType.Int64, device: values.device);           // (B)
         return Outer(new SparseCodes(rows, indices.reshape(-1), offsets, values.reshape(-1), batch));
     }
 
@@ -215,8 +217,9 @@ public static class SparseSelection
         var flat = pre.relu().view(1, batch * width);                                  // (1, B·S)
         var (_, positions) = TopK(flat, Math.Min(total, batch * width));
         var sorted = positions.view(-1).sort().Values;                                 // row-major = grouped by token
-        var rows = sorted.div(width, RoundingMode.floor);
-        var latents = sorted.remainder(width);
+        using var widthScalar = width.ToScalar();
+        var rows = sorted.div(widthScalar, RoundingMode.floor);
+        var latents = sorted.remainder(widthScalar);
         var values = pre.view(-1).index_select(0, sorted);
         var counts = rows.bincount(null, batch);                                  // (B)
         var offsets = counts.cumsum(dim: 0) - counts;
