@@ -416,7 +416,10 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     static Tensor DefaultPositionIds(Tensor? attentionMask, long B, long T, long past, Device device)
     {
         if (attentionMask is null)
-            return arange(past, past + T, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(B, T);
+        {
+            using Scalar first = past.ToScalar(), end = (past + T).ToScalar();
+            return arange(first, end, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(B, T);
+        }
         // Position = number of real tokens before this one; pads get 0 (they are masked out anyway).
         using var one = 1.ToScalar();
         using var zero = 0.ToScalar();
@@ -438,8 +441,9 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
             additive.narrow(-1, past, 1).zero_();
             return additive;
         }
-        var queryPos = arange(past, past + T, device: device).unsqueeze(1); // (T, 1)
-        var keyPos = arange(0, past + T, device: device).unsqueeze(0);      // (1, T_all)
+        using Scalar zero = 0L.ToScalar(), start = past.ToScalar(), stop = (past + T).ToScalar();   // held through the calls (RMSNorm.eps)
+        var queryPos = arange(start, stop, device: device).unsqueeze(1); // (T, 1)
+        var keyPos = arange(zero, stop, device: device).unsqueeze(0);    // (1, T_all)
         var allowed = keyPos.le(queryPos).unsqueeze(0).unsqueeze(0);        // (1, 1, T, T_all)
         if (attentionMask is not null)
         {

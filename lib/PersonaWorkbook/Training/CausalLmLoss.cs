@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Training;
@@ -6,6 +7,7 @@ namespace PersonaWorkbook.Training;
 public static class CausalLmLoss
 {
     const long Ignore = -100;
+    static readonly Scalar IgnoreFill = Ignore.ToScalar();   // held through the call (RMSNorm.eps says why)
 
     /// <summary>Sum of cross-entropies (float32 scalar) over the targets of logits (B, T, V), ids (B, T) and loss mask (B, T).</summary>
     public static Tensor Sum(Tensor logits, Tensor inputIds, Tensor lossMask)
@@ -37,7 +39,7 @@ public static class CausalLmLoss
         using var scope = NewDisposeScope();
         long B = logits.shape[0], T = logits.shape[1], V = logits.shape[2];
         var predictions = logits[.., ..^1, ..].reshape(-1, V).to_type(ScalarType.Float32); // (B·(T-1), V)
-        var targets = inputIds[.., 1..].masked_fill(lossMask[.., 1..].logical_not(), Ignore).reshape(-1); // (B·(T-1))
+        var targets = inputIds[.., 1..].masked_fill(lossMask[.., 1..].logical_not(), IgnoreFill).reshape(-1); // (B·(T-1))
         var each = nn.functional.cross_entropy(predictions, targets, ignore_index: Ignore, reduction: nn.Reduction.None); // (B·(T-1)), 0 where ignored
         return each.reshape(B, T - 1).MoveToOuterDisposeScope(); // (B, T-1)
     }
