@@ -75,7 +75,6 @@ public static class TextGenerator
         var stops = options.StopTokens.ToHashSet();
         var previousResponseMask = model.Hooks.CurrentResponseMask;
         Tensor? next = null;
-        using var one = 1.ToScalar();   // held through every step's call (see RMSNorm.eps)
         // Stacking the projections copies the weights once, about what one step reads: worth it only for longer answers.
         using var fused = options.MaxNewTokens >= FuseFromNewTokens ? model.HoldFusedProjections() : null;
         try
@@ -96,7 +95,7 @@ public static class TextGenerator
                 {
                     model.Hooks.CurrentResponseMask = ones(B, 1, ScalarType.Bool, device);
                     logits = model.Forward(next!.unsqueeze(1), attentionMask, positions, cache)[.., -1, ..]; // (B, V)
-                    positions.add_(one);
+                    positions.add_(HeldScalars.One);
                 }
                 var sampled = Sample(logits, options, generator);                          // (B)
                 var values = sampled.data<long>().ToArray();

@@ -421,9 +421,7 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
             return arange(first, end, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(B, T);
         }
         // Position = number of real tokens before this one; pads get 0 (they are masked out anyway).
-        using var one = 1.ToScalar();
-        using var zero = 0.ToScalar();
-        var positions = attentionMask.to_type(ScalarType.Int64).cumsum(1).sub(one).clamp_min(zero); // (B, T_past + T)
+        var positions = attentionMask.to_type(ScalarType.Int64).cumsum(1).sub(HeldScalars.One).clamp_min(HeldScalars.Zero); // (B, T_past + T)
         return positions[.., (int)past..];
     }
 
@@ -441,9 +439,9 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
             additive.narrow(-1, past, 1).zero_();
             return additive;
         }
-        using Scalar zero = 0L.ToScalar(), start = past.ToScalar(), stop = (past + T).ToScalar();   // held through the calls (RMSNorm.eps)
-        var queryPos = arange(start, stop, device: device).unsqueeze(1); // (T, 1)
-        var keyPos = arange(zero, stop, device: device).unsqueeze(0);    // (1, T_all)
+        using Scalar start = past.ToScalar(), stop = (past + T).ToScalar();   // held through the calls (HeldScalars)
+        var queryPos = arange(start, stop, device: device).unsqueeze(1);          // (T, 1)
+        var keyPos = arange(HeldScalars.Zero, stop, device: device).unsqueeze(0); // (1, T_all)
         var allowed = keyPos.le(queryPos).unsqueeze(0).unsqueeze(0);        // (1, 1, T, T_all)
         if (attentionMask is not null)
         {

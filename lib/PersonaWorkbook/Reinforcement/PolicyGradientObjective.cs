@@ -1,6 +1,5 @@
 using PersonaWorkbook.Models;
 using PersonaWorkbook.Training;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Reinforcement;
@@ -15,7 +14,6 @@ namespace PersonaWorkbook.Reinforcement;
 /// </summary>
 public sealed class PolicyGradientObjective : ITrainingObjective
 {
-    static readonly Scalar Zero = 0.ToScalar();   // held through the call (RMSNorm.eps says why)
     readonly LlamaForCausalLM? reference;
     readonly double klBeta;
 
@@ -53,7 +51,7 @@ public sealed class PolicyGradientObjective : ITrainingObjective
             using (no_grad())
                 referenced = -CausalLmLoss.PerToken(reference!.Forward(batch.InputIds, mask), batch.InputIds, batch.LossMask);   // (B, T-1)
             var d = referenced - logp;
-            var kl = (d.exp() - d - 1).masked_fill(batch.LossMask[.., 1..].logical_not(), Zero);                           // (B, T-1)
+            var kl = (d.exp() - d - 1).masked_fill(batch.LossMask[.., 1..].logical_not(), HeldScalars.Zero);                           // (B, T-1)
             loss = loss + klBeta * kl.sum();
         }
         return loss.MoveToOuterDisposeScope();

@@ -68,7 +68,7 @@ public sealed record SaeRequest(
         if (Epochs < 1) throw new ArgumentException($"epochs is {Epochs}; must be at least 1");
         if (!(LearningRate > 0)) throw new ArgumentException($"learning rate is {LearningRate}; must be positive");
         if (Corpus is not null && !File.Exists(Corpus)) throw new FileNotFoundException($"SAE corpus file not found: {Corpus}", Corpus);
-        TrainingDevice.Resolve(Device);
+        ResolvedDevice();
     }
 
     /// <summary>The device this request runs on, and the name the cache keys give it (null for the CPU, so CPU keys hold).</summary>

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -21,7 +22,6 @@ public static class SaeObjective
     // Held for good: an implicit Scalar (clamp_min(1e-12)) is not kept alive through the native call by TorchSharp 0.107,
     // and a collection another thread starts can finalise it mid-call (Directory.Build.props; RMSNorm).
     static readonly Scalar Tiny = 1e-12.ToScalar();
-    static readonly Scalar Zero = 0.ToScalar(), One = 1.ToScalar();
 
     /// <summary>
     /// AuxK (Gao et al.): the dead latents' decode of their top-k_aux pre-activations, without b_dec (the residual
@@ -113,13 +113,13 @@ public static class SaeObjective
                 new LatentRowSum(weights, decoderRows, decodedGrad, GradientOf(sae.W_dec)),                     // (d_sae, d_in)
                 // Encoder, from the selected pre-activations' gradients: v_n = (x_b − b_dec)·W_encᵀ[j] + b_enc[j].
                 new LatentRowSum(grads, rows, centred, GradientOf(sae.EncoderT))]);                          // (d_sae, d_in)
-            var gBias = zeros(cfg.DSae, dtype: grads.dtype, device: grads.device).index_add_(0, latents, grads, One);
+            var gBias = zeros(cfg.DSae, dtype: grads.dtype, device: grads.device).index_add_(0, latents, grads, HeldScalars.One);
             Accumulate(sae.b_enc, gBias);
             if (cfg.ApplyBDecToInput) Accumulate(sae.b_dec, -gBias.matmul(sae.EncoderT));
         }
 
-        var firing = acts.detach().gt(Zero);
-        var fired = zeros(cfg.DSae, dtype: ScalarType.Int64, device: x.device).index_add_(0, codes.Latents, firing.to_type(ScalarType.Int64), One).gt(Zero);
+        var firing = acts.detach().gt(HeldScalars.Zero);
+        var fired = zeros(cfg.DSae, dtype: ScalarType.Int64, device: x.device).index_add_(0, codes.Latents, firing.to_type(ScalarType.Int64), HeldScalars.One).gt(HeldScalars.Zero);
         if (cfg.Architecture == SaeArchitecture.BatchTopK) UpdateThreshold(sae, acts.detach(), o.ThresholdRate);
         var l0 = firing.sum().item<long>() / (double)batch;
         var err = error.item<float>();
@@ -141,7 +141,7 @@ public static class SaeObjective
         var loss = mse + l1.mul(l1Coefficient);
         loss.backward();
         var total = (x - x.mean([0], keepdim: true)).square().sum().clamp_min(Tiny);
-        var fired = f.detach().gt(Zero);
+        var fired = f.detach().gt(HeldScalars.Zero);
         var l0 = fired.sum().item<long>() / (double)batch;
         return (new SaeStepStats(loss.item<float>(), mse.item<float>(), (error / total).item<float>(), 0, l1.item<float>(), l0), fired.any(0));
     }
@@ -149,7 +149,7 @@ public static class SaeObjective
     /// <summary>BatchTopK's inference threshold: EMA (rate <paramref name="rate"/>) of the smallest positive kept activation.</summary>
     static void UpdateThreshold(SparseAutoencoder sae, Tensor acts, double rate)
     {
-        var positive = acts.masked_select(acts.gt(Zero));
+        var positive = acts.masked_select(acts.gt(HeldScalars.Zero));
         if (positive.numel() == 0) return;
         var minimum = positive.min().item<float>();
         var threshold = sae.Threshold!;

@@ -1,3 +1,4 @@
+using PersonaWorkbook.Models;
 using PersonaWorkbook.Reporting;
 using PersonaWorkbook.Training;
 using TorchSharp;
@@ -50,7 +51,6 @@ public sealed record SaeLogEntry(int Step, long Tokens, double Loss, double Mse,
 /// </summary>
 public sealed class SaeTrainer : IDisposable
 {
-    static readonly Scalar Zero = 0.ToScalar(), One = 1.ToScalar();   // held for good (SaeObjective.Tiny says why)
     readonly SparseAutoencoder sae;
     readonly SaeTrainingOptions options;
     readonly AdamOptimizer adam;
@@ -146,7 +146,7 @@ public sealed class SaeTrainer : IDisposable
         if (options.GradClipNorm > 0) nn.utils.clip_grad_norm_(sae.Parameters, options.GradClipNorm);
         adam.Step();
         if (Constrained) SaeObjective.NormaliseRows(sae.W_dec);
-        using (var batchTokens = b.ToScalar()) tokensSinceFired.add_(batchTokens, One).masked_fill_(fired, Zero);
+        using (var batchTokens = b.ToScalar()) tokensSinceFired.add_(batchTokens, HeldScalars.One).masked_fill_(fired, HeldScalars.Zero);
         StepCount++;
         Tokens += b;
         if (StepCount % Math.Max(1, options.LogEvery) == 0 || StepCount == 1 || StepCount == options.Steps)

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using PersonaWorkbook.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -199,10 +200,10 @@ public static class SparseSelection
     {
         using var scope = NewDisposeScope();
         var (batch, k) = (values.shape[0], values.shape[1]);
-        // Scalars held through their calls (SaeObjective.Tiny says why).
-        using Scalar zero = 0L.ToScalar(), rowCount = batch.ToScalar(), end = (batch * k).ToScalar(), step = k.ToScalar();
+        // Scalars held through their calls (HeldScalars says why).
+        using Scalar rowCount = batch.ToScalar(), end = (batch * k).ToScalar(), step = k.ToScalar();
         var rows = arange(rowCount, dtype: ScalarType.Int64, device: values.device).repeat_interleave(k); // (B·k)
-        var offsets = arange(zero, end, step, dtype: ScalarType.Int64, device: values.device);           // (B)
+        var offsets = arange(HeldScalars.Zero, end, step, dtype: ScalarType.Int64, device: values.device);           // (B)
         return Outer(new SparseCodes(rows, indices.reshape(-1), offsets, values.reshape(-1), batch));
     }
 

@@ -7,7 +7,7 @@ namespace PersonaWorkbook.Training;
 public static class CausalLmLoss
 {
     const long Ignore = -100;
-    static readonly Scalar IgnoreFill = Ignore.ToScalar();   // held through the call (RMSNorm.eps says why)
+    static readonly Scalar IgnoreFill = Ignore.ToScalar();   // held through the call (HeldScalars says why)
 
     /// <summary>Sum of cross-entropies (float32 scalar) over the targets of logits (B, T, V), ids (B, T) and loss mask (B, T).</summary>
     public static Tensor Sum(Tensor logits, Tensor inputIds, Tensor lossMask)

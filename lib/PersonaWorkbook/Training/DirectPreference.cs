@@ -1,5 +1,4 @@
 using PersonaWorkbook.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PersonaWorkbook.Training;
@@ -61,7 +60,6 @@ public sealed class PairedBatchSampler : IBatchSource
 /// </summary>
 public sealed class DirectPreferenceObjective : ITrainingObjective
 {
-    static readonly Scalar One = 1.ToScalar();   // held through the call (RMSNorm.eps says why)
     readonly LlamaForCausalLM reference;
     readonly double beta, nllWeight;
 
@@ -98,7 +96,7 @@ public sealed class DirectPreferenceObjective : ITrainingObjective
         var loss = -nn.functional.logsigmoid(beta * margin);               // (P)
         if (nllWeight > 0)
         {
-            var chosenTokens = batch.LossMask[..(int)pairs, 1..].sum(1).clamp_min(One).to_type(ScalarType.Float32); // (P)
+            var chosenTokens = batch.LossMask[..(int)pairs, 1..].sum(1).clamp_min(HeldScalars.One).to_type(ScalarType.Float32); // (P)
             loss = loss - nllWeight * policy[..(int)pairs] / chosenTokens;
         }
         return loss.sum().MoveToOuterDisposeScope();
