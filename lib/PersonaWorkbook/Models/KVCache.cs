@@ -49,6 +49,25 @@ public sealed class KVCache : IDisposable
         return (keys[layer]!.narrow(2, 0, needed), values[layer]!.narrow(2, 0, needed));
     }
 
+    /// <summary>
+    /// Every layer's buffers, for a step of <paramref name="T"/> tokens over <paramref name="B"/> rows that writes its own
+    /// columns (<see cref="ScriptedDecodeStep"/>, then <see cref="Advance"/>): when every layer holds the same past and has room
+    /// for the step; otherwise null, and <see cref="Append"/> (which grows buffers) is the way.
+    /// </summary>
+    internal (Tensor[] Keys, Tensor[] Values, long Past)? Reserved(long B, long T)
+    {
+        long past = lengths[0];
+        for (int i = 0; i < keys.Length; i++)
+            if (keys[i] is not { } k || values[i] is null || lengths[i] != past || k.shape[0] != B || k.shape[2] < past + T) return null;
+        return (Array.ConvertAll(keys, k => k!), Array.ConvertAll(values, v => v!), past);
+    }
+
+    /// <summary>Counts <paramref name="T"/> more tokens in every layer, after a step wrote them into <see cref="Reserved"/>'s buffers.</summary>
+    internal void Advance(long T)
+    {
+        for (int i = 0; i < lengths.Length; i++) lengths[i] += T;
+    }
+
     /// <summary>A buffer of <paramref name="size"/> tokens shaped like <paramref name="like"/>, holding the first <paramref name="past"/> columns of <paramref name="old"/>.</summary>
     static Tensor Grow(Tensor? old, Tensor like, long past, long size)
     {

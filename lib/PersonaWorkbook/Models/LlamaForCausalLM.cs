@@ -27,6 +27,8 @@ public sealed class RMSNorm : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    internal Tensor Weight => weight;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
@@ -46,6 +48,8 @@ public sealed class RotaryEmbedding
         // inv_freq = theta^(-2i/d); HF keeps it as a non-persistent buffer, so it is not part of the state dict.
         invFreq = pow(theta, -arange(0, headDim, 2, ScalarType.Float64) / headDim).to_type(ScalarType.Float32).DetachFromDisposeScope();
     }
+
+    internal Tensor InvFreq => invFreq;
 
     /// <summary>
     /// cos and a signed sin, each (B, 1, T, head_dim) to broadcast over heads, for position ids (B, T). The sin's
@@ -95,6 +99,8 @@ public sealed class LlamaAttention : Module
     }
 
     internal FusedProjection Qkv => qkv;
+    internal Linear OProj => o_proj;
+    internal Linear[] Projections => [q_proj, k_proj, v_proj, o_proj];
 
     /// <param name="x">(B, T, d_model)</param>
     /// <param name="mask">additive mask (B, 1, T, T_past + T)</param>
@@ -154,6 +160,8 @@ public sealed class LlamaMLP : Module<Tensor, Tensor>
     }
 
     internal FusedProjection GateUp => gateUp;
+    internal Linear DownProj => down_proj;
+    internal Linear[] Projections => [gate_proj, up_proj, down_proj];
 
     public override Tensor forward(Tensor x)
     {
@@ -184,6 +192,23 @@ public sealed class FusedProjection(params Linear[] parts)
     readonly Dictionary<(long Rows, bool Contiguous, int Threads), bool> exact = [];
 
     internal bool IsFused => weight is not null;
+
+    /// <summary>The stacked weight (Σ out, in) while held.</summary>
+    internal Tensor? Weight => weight;
+
+    internal IEnumerable<Tensor> PartWeights => parts.Select(p => (Tensor)p.weight!);
+
+    /// <summary>Decides a layout without measuring it (tests use it to force the separate products).</summary>
+    internal void Settle((long Rows, bool Contiguous, int Threads) layout, bool exact)
+    {
+        lock (this.exact) this.exact[layout] = exact;
+    }
+
+    /// <summary>Whether <see cref="Outputs"/> stacks inputs of this layout: null until a first input of it has settled that.</summary>
+    internal bool? ExactFor((long Rows, bool Contiguous, int Threads) layout)
+    {
+        lock (exact) return exact.TryGetValue(layout, out var ok) ? ok : null;
+    }
 
     internal void Hold()
     {
@@ -268,6 +293,8 @@ public sealed class LlamaDecoderLayer : Module
 
     internal LlamaAttention Attention => self_attn;
     internal LlamaMLP Mlp => mlp;
+    internal RMSNorm InputNorm => input_layernorm;
+    internal RMSNorm PostAttentionNorm => post_attention_layernorm;
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KVCache? cache, HookRunner hooks)
     {
@@ -297,6 +324,7 @@ public sealed class LlamaModel : Module
     }
 
     internal Embedding EmbedTokens => embed_tokens;
+    internal RMSNorm Norm => norm;
     internal IEnumerable<LlamaDecoderLayer> Layers => layers;
 
     /// <returns>
@@ -386,6 +414,12 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KVCache? cache = null)
     {
         using var scope = NewDisposeScope();
+        if (scripted is { } step && cache is not null && attentionMask is not null && inputIds.dim() == 2 && inputIds.shape[1] == 1
+            && attentionMask.shape[1] == cache.Length + 1)
+        {
+            positionIds ??= DefaultPositionIds(attentionMask, inputIds.shape[0], 1, cache.Length, inputIds.device);
+            if (step.TryStep(inputIds, attentionMask, positionIds, cache, Hooks) is { } logits) return logits.MoveToOuterDisposeScope();
+        }
         var hidden = Hidden(inputIds, attentionMask, positionIds, cache, null); // (B, T, d_model)
         return lm_head.forward(hidden).MoveToOuterDisposeScope();
     }
@@ -469,8 +503,28 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
         if (first.device_type != DeviceType.CPU || NumParameters() > FuseUpToParameters) return new OnDispose(() => { });
         var fused = Blocks.SelectMany(l => new[] { l.Attention.Qkv, l.Mlp.GateUp }).ToArray();
         foreach (var f in fused) f.Hold();
-        return new OnDispose(() => { foreach (var f in fused) f.Release(); });
+        lock (scriptedLock)
+            if (scriptedHolds++ == 0 && ScriptedDecoding) scripted = ScriptedDecodeStep.For(this, model, lm_head);
+        return new OnDispose(() =>
+        {
+            lock (scriptedLock)
+                if (--scriptedHolds == 0) scripted = null;
+            foreach (var f in fused) f.Release();
+        });
     }
+
+    /// <summary>
+    /// Whether decoding steps run as one TorchScript function while the projections are held (<see cref="ScriptedDecodeStep"/>;
+    /// the same logits as the eager path, in fewer calls). Off, every step runs the eager path: for comparisons.
+    /// </summary>
+    public bool ScriptedDecoding { get; set; } = true;
+
+    /// <summary>The scripted step while the projections are held and it applies to this model (tests read its count).</summary>
+    internal ScriptedDecodeStep? Scripted => scripted;
+
+    readonly object scriptedLock = new();
+    int scriptedHolds;
+    ScriptedDecodeStep? scripted;
 
     internal IEnumerable<LlamaDecoderLayer> Blocks => model.Layers;
 

@@ -105,6 +105,67 @@ public class GenerationTests
                      TextGenerator.Generate(model, Prompts, o).Select(s => s.Tokens[..8]));
     }
 
+    /// <summary>
+    /// The scripted decoding step gives the eager step's logits bit for bit, from left-padded prompts, with and without
+    /// grouped keys and values, with stacked projections and without (a layout where stacking was not exact): and it is
+    /// what ran.
+    /// </summary>
+    [Theory]
+    [InlineData(2, false)]
+    [InlineData(4, false)]
+    [InlineData(2, true)]
+    public void ScriptedDecodingStepsGiveTheEagerLogitsBitForBit(int kvHeads, bool separateProjections)
+    {
+        var config = TinyModels.Llama();
+        config.NumKeyValueHeads = kvHeads;
+        using var model = TinyModels.Build(config, seed: 3);
+        const int steps = 12;
+        var (eager, eagerScripted) = DecodeLogits(model, scripted: false, steps, separateProjections);
+        var (scripted, scriptedSteps) = DecodeLogits(model, scripted: true, steps, separateProjections);
+        Assert.Equal(0, eagerScripted);
+        Assert.Equal(steps, scriptedSteps);   // the eager run settled the projections' layout
+        for (int s = 0; s < steps; s++) Assert.True(scripted[s].eq(eager[s]).all().item<bool>(), $"step {s}");
+    }
+
+    [Fact]
+    public void HooksAdaptersAndBiasesDecodeEagerly()
+    {
+        using var model = TinyModels.Build(TinyModels.Llama());
+        // A new model's first decoding step runs eagerly: it settles whether the stacked projections are exact for the layout.
+        Assert.Equal(5, DecodeLogits(model, scripted: true, 6, separateProjections: false).ScriptedSteps);
+        using (model.Hooks.Add("blocks.1.hook_resid_post", (x, _) => x + 1.0))
+            Assert.Equal(0, DecodeLogits(model, scripted: true, 6, separateProjections: false).ScriptedSteps);
+        using (PersonaWorkbook.Lora.LoraModel.Attach(model, new PersonaWorkbook.Lora.LoraConfig { R = 2, LoraAlpha = 4, TargetModules = ["o_proj"] }))
+            Assert.Equal(0, DecodeLogits(model, scripted: true, 6, separateProjections: false).ScriptedSteps);
+        using var qwen = TinyModels.Build(TinyModels.Qwen2());
+        Assert.Equal(0, DecodeLogits(qwen, scripted: true, 6, separateProjections: false).ScriptedSteps);
+        Assert.Equal(6, DecodeLogits(model, scripted: true, 6, separateProjections: false).ScriptedSteps);
+    }
+
+    /// <summary>Greedy decoding from <see cref="Prompts"/> (left-padded) through the cache: each step's logits (B, V), and the steps the scripted path ran.</summary>
+    static (Tensor[] Logits, long ScriptedSteps) DecodeLogits(PersonaWorkbook.Models.LlamaForCausalLM model, bool scripted, int steps, bool separateProjections)
+    {
+        using var _ = no_grad();
+        model.ScriptedDecoding = scripted;
+        using var hold = model.HoldFusedProjections();
+        if (separateProjections)
+            foreach (var f in Fusions(model)) f.Settle((Prompts.Length, true, get_num_threads()), exact: false);
+        int maxLen = Prompts.Max(p => p.Length);
+        var ids = tensor(Prompts.SelectMany(p => Enumerable.Repeat(0L, maxLen - p.Length).Concat(p.Select(t => (long)t))).ToArray(), [Prompts.Length, maxLen]);
+        var mask = cat([ids.ne(0).to_type(ScalarType.Int64), ones(Prompts.Length, steps, ScalarType.Int64)], 1);
+        using var cache = new PersonaWorkbook.Models.KVCache(model.Config.NumHiddenLayers, maxLen + steps);
+        var logits = new Tensor[steps];
+        var next = model.Forward(ids, mask.narrow(1, 0, maxLen), cache: cache)[.., -1, ..].argmax(-1);
+        for (int s = 0; s < steps; s++)
+        {
+            logits[s] = model.Forward(next.unsqueeze(1), mask.narrow(1, 0, maxLen + s + 1), cache: cache)[.., -1, ..];
+            next = logits[s].argmax(-1);
+        }
+        var ran = model.Scripted?.StepsRun ?? 0;
+        model.ScriptedDecoding = true;
+        return (logits, ran);
+    }
+
     [Fact]
     public void ProjectionsWithAdaptersAreNotFused()
     {
