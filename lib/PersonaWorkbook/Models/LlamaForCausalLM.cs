@@ -508,7 +508,11 @@ public sealed class LlamaForCausalLM : Module<Tensor, Tensor>
         return new OnDispose(() =>
         {
             lock (scriptedLock)
-                if (--scriptedHolds == 0) scripted = null;
+                if (--scriptedHolds == 0)
+                {
+                    scripted?.Dispose();
+                    scripted = null;
+                }
             foreach (var f in fused) f.Release();
         });
     }

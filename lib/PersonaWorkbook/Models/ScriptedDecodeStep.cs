@@ -17,7 +17,7 @@ namespace PersonaWorkbook.Models;
 /// or when stacking was not exact). Made by <see cref="LlamaForCausalLM.HoldFusedProjections"/>, whose stacked weights
 /// it reads.
 /// </summary>
-sealed class ScriptedDecodeStep
+sealed class ScriptedDecodeStep : IDisposable
 {
     // The eager path's operations, in its order (RMSNorm.forward, RotaryEmbedding, LlamaAttention's decoding branch,
     // LlamaMLP, the final norm and lm_head). Keep them in step: GenerationTests compares the two bit for bit.
@@ -84,11 +84,12 @@ sealed class ScriptedDecodeStep
 
     static readonly Lazy<jit.CompilationUnit> Unit = new(() => jit.compile(Source + "\n"));   // the parser wants the last line ended
 
-    readonly ModelConfig config;
     readonly Tensor embed, invFreq, finalNorm, head;
     readonly Tensor[] lnIn, lnPost, o, down, qkvParts, gateUpParts;
     readonly FusedProjection[] qkv, gateUp;
-    readonly double lowest = float.MinValue;
+    // The script's numbers as Scalars held here: TorchSharp passes a long or double argument as a Scalar it makes and
+    // does not keep alive through the call (see RMSNorm.eps).
+    readonly Scalar nHeads, nKvHeads, headDim, eps, scale, lowest;
     long stepsRun;
 
     /// <summary>Steps this instance has run (tests check that the scripted path, not the eager one, produced what they compare).</summary>
@@ -96,7 +97,13 @@ sealed class ScriptedDecodeStep
 
     ScriptedDecodeStep(LlamaForCausalLM model, LlamaModel body, IReadOnlyList<LlamaDecoderLayer> blocks, Tensor headWeight)
     {
-        config = model.Config;
+        var config = model.Config;
+        nHeads = ((long)config.NumAttentionHeads).ToScalar();
+        nKvHeads = ((long)config.NumKvHeads).ToScalar();
+        headDim = ((long)config.HeadDim).ToScalar();
+        eps = config.RmsNormEps.ToScalar();
+        scale = (1.0 / Math.Sqrt(config.HeadDim)).ToScalar();
+        lowest = ((double)float.MinValue).ToScalar();   // the eager mask's finfo(float32).min
         embed = body.EmbedTokens.weight!;
         invFreq = body.Rotary.InvFreq;
         finalNorm = body.Norm.Weight;
@@ -137,16 +144,20 @@ sealed class ScriptedDecodeStep
         // The eager path's choice for this layout (FusedProjection.Outputs): a decoding step's normed input is contiguous, B rows.
         var layout = (B, true, get_num_threads());
         if (Uniform(qkv, layout) is not bool qkvStacked || Uniform(gateUp, layout) is not bool gateUpStacked) return null;
+        using var pastLength = past.ToScalar();
         var logits = Unit.Value.invoke<Tensor>("decode",
             inputIds, positionIds, attentionMask, embed, invFreq,
             lnIn, qkvStacked ? qkv.Select(f => f.Weight!).ToArray() : qkvParts, qkvStacked, o,
             lnPost, gateUpStacked ? gateUp.Select(f => f.Weight!).ToArray() : gateUpParts, gateUpStacked, down,
-            finalNorm, head, keys, values, past,
-            (long)config.NumAttentionHeads, (long)config.NumKvHeads, (long)config.HeadDim, config.RmsNormEps,
-            1.0 / Math.Sqrt(config.HeadDim), lowest);
+            finalNorm, head, keys, values, pastLength, nHeads, nKvHeads, headDim, eps, scale, lowest);
         cache.Advance(1);
         Interlocked.Increment(ref stepsRun);
         return logits;
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in new[] { nHeads, nKvHeads, headDim, eps, scale, lowest }) s.Dispose();
     }
 
     /// <summary>Whether every block's projection stacks for this layout (true), none does (false), or it is not settled or mixed (null).</summary>
