@@ -85,7 +85,9 @@ sealed class ScriptedDecodeStep : IDisposable
     static readonly Lazy<jit.CompilationUnit> Unit = new(() => jit.compile(Source + "\n"));   // the parser wants the last line ended
 
     readonly Tensor embed, invFreq, finalNorm, head;
-    readonly Tensor[] lnIn, lnPost, o, down, qkvParts, gateUpParts;
+    // Each block's projections both ways: the stacked weights (FusedProjection's, alive while the hold that made this
+    // step lasts) and the separate ones, for layouts where the eager path does not stack.
+    readonly Tensor[] lnIn, lnPost, o, down, qkvStacked, qkvParts, gateUpStacked, gateUpParts;
     readonly FusedProjection[] qkv, gateUp;
     // The script's numbers as Scalars held here: TorchSharp passes a long or double argument as a Scalar it makes and
     // does not keep alive through the call (see RMSNorm.eps).
@@ -114,6 +116,8 @@ sealed class ScriptedDecodeStep : IDisposable
         down = blocks.Select(b => (Tensor)b.Mlp.DownProj.weight!).ToArray();
         qkv = blocks.Select(b => b.Attention.Qkv).ToArray();
         gateUp = blocks.Select(b => b.Mlp.GateUp).ToArray();
+        qkvStacked = qkv.Select(f => f.Weight!).ToArray();
+        gateUpStacked = gateUp.Select(f => f.Weight!).ToArray();
         qkvParts = qkv.SelectMany(f => f.PartWeights).ToArray();
         gateUpParts = gateUp.SelectMany(f => f.PartWeights).ToArray();
     }
@@ -134,21 +138,21 @@ sealed class ScriptedDecodeStep : IDisposable
     /// this step is the eager path's to run (see the class).
     /// </summary>
     /// <param name="inputIds">(B, 1)</param>
-    /// <param name="attentionMask">(B, T_past + 1), 1 for real tokens</param>
+    /// <param name="attentionMask">(B, T_past + 1), 1 for real tokens, T_past the cache's length (the caller checks both shapes)</param>
     /// <param name="positionIds">(B, 1)</param>
     internal Tensor? TryStep(Tensor inputIds, Tensor attentionMask, Tensor positionIds, KVCache cache, HookRunner hooks)
     {
-        if (hooks.Any || is_grad_enabled() || inputIds.dim() != 2 || inputIds.shape[1] != 1) return null;
+        if (hooks.Any || is_grad_enabled()) return null;
         long B = inputIds.shape[0];
-        if (cache.Reserved(B, 1) is not var (keys, values, past) || attentionMask.shape[1] != past + 1) return null;
+        if (cache.Reserved(B, 1) is not var (keys, values, past)) return null;
         // The eager path's choice for this layout (FusedProjection.Outputs): a decoding step's normed input is contiguous, B rows.
         var layout = (B, true, get_num_threads());
-        if (Uniform(qkv, layout) is not bool qkvStacked || Uniform(gateUp, layout) is not bool gateUpStacked) return null;
+        if (Uniform(qkv, layout) is not bool stackQkv || Uniform(gateUp, layout) is not bool stackGateUp) return null;
         using var pastLength = past.ToScalar();
         var logits = Unit.Value.invoke<Tensor>("decode",
             inputIds, positionIds, attentionMask, embed, invFreq,
-            lnIn, qkvStacked ? qkv.Select(f => f.Weight!).ToArray() : qkvParts, qkvStacked, o,
-            lnPost, gateUpStacked ? gateUp.Select(f => f.Weight!).ToArray() : gateUpParts, gateUpStacked, down,
+            lnIn, stackQkv ? qkvStacked : qkvParts, stackQkv, o,
+            lnPost, stackGateUp ? gateUpStacked : gateUpParts, stackGateUp, down,
             finalNorm, head, keys, values, pastLength, nHeads, nKvHeads, headDim, eps, scale, lowest);
         cache.Advance(1);
         Interlocked.Increment(ref stepsRun);
